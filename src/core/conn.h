@@ -1,0 +1,99 @@
+/* conn.h - one client connection: socket or TLS stream, bounded line
+ * reader, write queue and idle timer on a libev loop.
+ *
+ * This is the only code that reads or writes a client socket (style rule 1).
+ * Protocol code gets complete lines through ops->line and answers with
+ * conn_write()/conn_printf(); it never sees partial reads or EAGAIN.
+ *
+ * Callbacks are only ever called from inside the connection's own event
+ * handling, never from a conn_* call the protocol makes, and the connection
+ * is freed only after the callback returns (libev rule: a start function
+ * never calls back before returning). After ops->closed the conn is gone.
+ *
+ * Back-pressure: while more than CONN_OUT_HIGH bytes wait to be written,
+ * no further lines are delivered, so a pipelining client that never reads
+ * cannot make the server buffer without bound. */
+#ifndef MP_CONN_H
+#define MP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+#include "linebuf.h"
+
+#define CONN_OUT_HIGH (64 * 1024)
+#define CONN_SID_LEN 12
+
+struct arena;
+struct conn;
+
+struct conn_ops {
+	/* A complete line; too_long: an overlong line was discarded instead. */
+	void (*line)(struct conn *c, struct str line, bool too_long);
+	/* TLS is up: after an implicit-TLS handshake (before any protocol
+	 * byte) or after the STARTTLS handshake. May be NULL. */
+	void (*tls_ready)(struct conn *c);
+	/* The idle timer fired; write a goodbye and call conn_close(). */
+	void (*timeout)(struct conn *c);
+	/* The connection is going away: release protocol state. */
+	void (*closed)(struct conn *c);
+};
+
+struct conn {
+	struct ev_loop *loop;
+	int fd;
+	SSL *ssl;
+	SSL_CTX *ssl_ctx;           /* borrowed: for STARTTLS / implicit TLS */
+	ev_io rio, wio;
+	ev_timer idle;
+	double idle_timeout;
+	struct buf in, out;
+	struct linebuf lb;
+	const struct conn_ops *ops;
+	void *proto;                /* the protocol session */
+	struct arena *arena;        /* freed with the connection */
+	char sid[CONN_SID_LEN + 1];
+	char peer_ip[INET6_ADDRSTRLEN];
+	int peer_port;
+	int ssl_want;               /* SSL_ERROR_WANT_* of the last TLS call */
+	bool handshake, starttls, closing, eof, dead, busy, timed_out;
+	struct conn *prev, *next;   /* all connections of this process */
+};
+
+/* Wraps an accepted, non-blocking fd (ownership passes to the conn). */
+struct conn *conn_new(struct ev_loop *loop, int fd, const struct sockaddr *sa,
+		      socklen_t salen);
+/* Starts I/O. With implicit_tls the TLS handshake runs first and
+ * ops->tls_ready follows; otherwise the protocol may write at once. */
+void conn_start(struct conn *c, const struct conn_ops *ops, void *proto,
+		size_t line_max, double idle_timeout, SSL_CTX *ssl_ctx,
+		bool implicit_tls);
+
+void conn_write(struct conn *c, const void *p, size_t n);
+void conn_printf(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Flushes what is queued, then closes. No more lines are delivered. */
+void conn_close(struct conn *c);
+/* After the queued reply is flushed: drops every buffered input byte
+ * (RFC 3207 section 4.2: plaintext before TLS must not be trusted) and runs
+ * the server handshake; ops->tls_ready follows. No line is delivered
+ * in between. */
+void conn_starttls(struct conn *c);
+bool conn_tls_active(const struct conn *c);
+void conn_set_line_max(struct conn *c, size_t max);
+
+/* Per-process registry, for draining and limits. */
+size_t conn_count(void);
+/* Closes every connection at once (drain deadline passed). */
+void conn_abort_all(void);
+/* Called each time a connection is freed (may be NULL). */
+void conn_set_free_hook(void (*fn)(void));
+
+#endif

@@ -1,0 +1,355 @@
+/* parent.c - the root process: worker slots, restarts with backoff,
+ * reload (SIGHUP) and graceful stop (SIGTERM/SIGINT).
+ *
+ * The parent has no event loop: it blocks the signals it handles and waits
+ * for them with sigtimedwait(), waking for timers (restart backoff, drain
+ * deadlines). Nothing it does can block on a client. */
+#include "daemon.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RESTART_MIN_MS 250
+#define RESTART_MAX_MS 30000
+#define RESTART_STABLE_MS 10000   /* a worker that lived this long was fine */
+#define KILL_GRACE_MS 2000        /* after a drain deadline, before SIGKILL */
+#define OLD_MAX 256
+
+struct worker_slot {
+	pid_t pid;                /* 0 = not running */
+	uint64_t started_ms;
+	uint64_t restart_at_ms;   /* when pid == 0 */
+	unsigned fails;           /* quick deaths in a row */
+};
+
+struct old_worker {
+	pid_t pid;
+	uint64_t kill_at_ms;
+};
+
+struct parent {
+	struct conf *conf;
+	struct worker_slot *slots;
+	size_t nslots;
+	struct old_worker old[OLD_MAX];
+	size_t nold;
+	bool stopping;
+	uint64_t stop_kill_at_ms;
+	sigset_t sigs;
+	pid_t self;
+};
+
+static void parent_fork_worker(struct parent *p, size_t i)
+{
+	struct worker_slot *w = &p->slots[i];
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error(NULL, "event=fork_failed error=\"%s\"", strerror(errno));
+		w->restart_at_ms = util_now_ms() + RESTART_MAX_MS;
+		return;
+	}
+	if (pid == 0) {
+		/* Workers must not outlive the parent (no stray processes). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != p->self)
+			_exit(0);
+		sigprocmask(SIG_UNBLOCK, &p->sigs, NULL);
+		worker_run(p->conf, (int)i);
+	}
+	w->pid = pid;
+	w->started_ms = util_now_ms();
+	log_info(NULL, "event=worker_start pid=%d slot=%zu", (int)pid, i);
+}
+
+static void parent_start_generation(struct parent *p)
+{
+	p->nslots = (size_t)p->conf->workers;
+	p->slots = xcalloc(p->nslots, sizeof(*p->slots));
+	for (size_t i = 0; i < p->nslots; i++)
+		parent_fork_worker(p, i);
+}
+
+static void parent_retire_generation(struct parent *p, uint64_t deadline_ms)
+{
+	for (size_t i = 0; i < p->nslots; i++) {
+		pid_t pid = p->slots[i].pid;
+		if (pid <= 0)
+			continue;
+		kill(pid, SIGTERM);
+		if (p->nold < OLD_MAX)
+			p->old[p->nold++] = (struct old_worker){ pid, deadline_ms };
+		else
+			kill(pid, SIGKILL);
+	}
+	xfree(&p->slots);
+	p->nslots = 0;
+}
+
+static void parent_schedule_restart(struct parent *p, struct worker_slot *w)
+{
+	uint64_t now = util_now_ms();
+	if (now - w->started_ms >= RESTART_STABLE_MS)
+		w->fails = 0;
+	uint64_t delay = 0;
+	if (w->fails > 0) {
+		delay = RESTART_MIN_MS << (w->fails > 7 ? 7 : w->fails - 1);
+		if (delay > RESTART_MAX_MS)
+			delay = RESTART_MAX_MS;
+	}
+	w->fails++;
+	w->pid = 0;
+	w->restart_at_ms = now + delay;
+	(void)p;
+}
+
+static void parent_log_exit(pid_t pid, int status, const char *which)
+{
+	if (WIFEXITED(status))
+		log_info(NULL, "event=worker_exit pid=%d status=exit:%d generation=%s",
+			 (int)pid, WEXITSTATUS(status), which);
+	else if (WIFSIGNALED(status))
+		log_warn(NULL, "event=worker_exit pid=%d status=signal:%d generation=%s",
+			 (int)pid, WTERMSIG(status), which);
+}
+
+static void parent_reap(struct parent *p)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		bool found = false;
+		for (size_t i = 0; i < p->nslots && !found; i++) {
+			if (p->slots[i].pid != pid)
+				continue;
+			found = true;
+			parent_log_exit(pid, status, "current");
+			if (p->stopping)
+				p->slots[i].pid = 0;
+			else
+				parent_schedule_restart(p, &p->slots[i]);
+		}
+		for (size_t i = 0; i < p->nold && !found; i++) {
+			if (p->old[i].pid != pid)
+				continue;
+			found = true;
+			parent_log_exit(pid, status, "old");
+			p->old[i] = p->old[--p->nold];
+		}
+	}
+}
+
+static size_t parent_children(const struct parent *p)
+{
+	size_t n = p->nold;
+	for (size_t i = 0; i < p->nslots; i++)
+		n += p->slots[i].pid > 0;
+	return n;
+}
+
+/* Writes every line of a multi-line error list to the log. */
+static void parent_log_errors(const char *event, const char *errors)
+{
+	const char *line = errors;
+	while (line && *line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char q[1024];
+		log_error(NULL, "event=%s status=failed error=\"%s\"", event,
+			  log_quote(q, sizeof(q), line, len));
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
+static void parent_apply_log(const struct conf *c)
+{
+	log_set_level((enum log_level)c->log.level);
+	log_set_syslog(c->log.syslog);
+}
+
+/* Creates state_dir, owned by the worker user when we run as root. */
+static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
+{
+	if (mkdir(c->state_dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, size, "state_dir %s: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	if (geteuid() != 0 || c->user[0] == '\0')
+		return 0;
+	struct passwd *pw = getpwnam(c->user);
+	if (pw == NULL) {
+		snprintf(err, size, "user \"%s\" does not exist", c->user);
+		return -1;
+	}
+	gid_t gid = pw->pw_gid;
+	if (c->group[0] != '\0') {
+		struct group *gr = getgrnam(c->group);
+		if (gr == NULL) {
+			snprintf(err, size, "group \"%s\" does not exist", c->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (chown(c->state_dir, pw->pw_uid, gid) != 0) {
+		snprintf(err, size, "chown %s: %s", c->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void parent_reload(struct parent *p)
+{
+	char *errors = NULL;
+	char err[512];
+	log_info(NULL, "event=reload_start config=%s", p->conf->path);
+	struct conf *nc = conf_load(p->conf->path, &errors);
+	if (nc == NULL) {
+		parent_log_errors("reload", errors);
+		free(errors);
+		log_error(NULL, "event=reload status=failed error=\"configuration invalid, keeping the running one\"");
+		return;
+	}
+	if (parent_prepare_dirs(nc, err, sizeof(err)) != 0 ||
+	    daemon_bind(nc, p->conf, err, sizeof(err)) != 0) {
+		char q[600];
+		log_error(NULL, "event=reload status=failed error=\"%s\"",
+			  log_quote(q, sizeof(q), err, strlen(err)));
+		conf_free(&nc);
+		return;
+	}
+	uint64_t deadline = util_now_ms() + (uint64_t)p->conf->shutdown_timeout * 1000 + KILL_GRACE_MS;
+	parent_retire_generation(p, deadline);
+	daemon_unbind(p->conf);
+	conf_free(&p->conf);
+	p->conf = nc;
+	parent_apply_log(nc);
+	parent_start_generation(p);
+	log_info(NULL, "event=reload status=ok workers=%lld", (long long)nc->workers);
+}
+
+static void parent_stop(struct parent *p)
+{
+	if (p->stopping)
+		return;
+	p->stopping = true;
+	log_info(NULL, "event=shutdown_start timeout=%lld", (long long)p->conf->shutdown_timeout);
+	/* Closing our copies now: once the workers close theirs, the kernel
+	 * refuses new connections instead of queueing them. */
+	daemon_unbind(p->conf);
+	p->stop_kill_at_ms = util_now_ms() + (uint64_t)p->conf->shutdown_timeout * 1000 + KILL_GRACE_MS;
+	for (size_t i = 0; i < p->nslots; i++)
+		if (p->slots[i].pid > 0)
+			kill(p->slots[i].pid, SIGTERM);
+	for (size_t i = 0; i < p->nold; i++)
+		kill(p->old[i].pid, SIGTERM);
+}
+
+/* Runs due timers; returns ms until the next one (or -1 for none). */
+static int64_t parent_timers(struct parent *p)
+{
+	uint64_t now = util_now_ms();
+	int64_t next = -1;
+#define NEXT(at) do { int64_t d_ = (int64_t)((at) - now); \
+	if (next < 0 || d_ < next) next = d_; } while (0)
+	for (size_t i = 0; i < p->nslots && !p->stopping; i++) {
+		struct worker_slot *w = &p->slots[i];
+		if (w->pid != 0)
+			continue;
+		if (w->restart_at_ms <= now)
+			parent_fork_worker(p, i);
+		else
+			NEXT(w->restart_at_ms);
+	}
+	for (size_t i = 0; i < p->nold; i++) {
+		uint64_t at = p->stopping && p->stop_kill_at_ms < p->old[i].kill_at_ms ?
+			      p->stop_kill_at_ms : p->old[i].kill_at_ms;
+		if (at <= now)
+			kill(p->old[i].pid, SIGKILL);
+		else
+			NEXT(at);
+	}
+	if (p->stopping) {
+		if (p->stop_kill_at_ms <= now) {
+			for (size_t i = 0; i < p->nslots; i++)
+				if (p->slots[i].pid > 0)
+					kill(p->slots[i].pid, SIGKILL);
+			NEXT(now + 100);
+		} else {
+			NEXT(p->stop_kill_at_ms);
+		}
+	}
+#undef NEXT
+	return next;
+}
+
+static void parent_wait(struct parent *p, int64_t ms)
+{
+	siginfo_t si;
+	struct timespec ts = { .tv_sec = 3600 };
+	if (ms >= 0) {
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000L;
+	}
+	int sig = sigtimedwait(&p->sigs, &si, &ts);
+	switch (sig) {
+	case SIGCHLD:
+		parent_reap(p);
+		break;
+	case SIGHUP:
+		if (!p->stopping)
+			parent_reload(p);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		parent_stop(p);
+		break;
+	default:
+		break;
+	}
+}
+
+int parent_run(struct conf *c)
+{
+	struct parent p = { .conf = c, .self = getpid() };
+	char err[512];
+	sigemptyset(&p.sigs);
+	sigaddset(&p.sigs, SIGCHLD);
+	sigaddset(&p.sigs, SIGHUP);
+	sigaddset(&p.sigs, SIGTERM);
+	sigaddset(&p.sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &p.sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	parent_apply_log(c);
+	if (parent_prepare_dirs(c, err, sizeof(err)) != 0 ||
+	    daemon_bind(c, NULL, err, sizeof(err)) != 0) {
+		log_error(NULL, "event=startup_failed error=\"%s\"", err);
+		fprintf(stderr, "moonpostd: %s\n", err);
+		conf_free(&p.conf);
+		return 1;
+	}
+	parent_start_generation(&p);
+	log_info(NULL, "event=ready workers=%lld config=%s", (long long)c->workers, c->path);
+	while (!p.stopping || parent_children(&p) > 0) {
+		int64_t ms = parent_timers(&p);
+		parent_reap(&p);
+		if (p.stopping && parent_children(&p) == 0)
+			break;
+		parent_wait(&p, ms);
+	}
+	log_info(NULL, "event=shutdown status=ok");
+	daemon_unbind(p.conf);
+	conf_free(&p.conf);
+	free(p.slots);
+	return 0;
+}

@@ -1,0 +1,160 @@
+/* worker.c - a worker process: drops privileges and serves every listener
+ * on one libev loop until told to drain. */
+#include "daemon.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "smtp/smtp.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#define ACCEPTS_PER_EVENT 32
+#define EX_CONFIG 78
+
+struct worker_listener {
+	ev_io io;
+	const struct conf_listener *cl;
+	struct smtp_server smtp;
+};
+
+struct worker {
+	struct ev_loop *loop;
+	const struct conf *conf;
+	struct worker_listener *ls;
+	size_t nls;
+	ev_signal sigterm, sigint;
+	ev_timer deadline;
+	bool draining;
+};
+
+static struct worker worker;
+
+static void worker_drop_privileges(const struct conf *c)
+{
+	if (geteuid() != 0 || c->user[0] == '\0')
+		return;
+	struct passwd *pw = getpwnam(c->user);
+	struct group *gr = c->group[0] ? getgrnam(c->group) : NULL;
+	if (pw == NULL || (c->group[0] && gr == NULL)) {
+		log_error(NULL, "event=privdrop_failed error=\"unknown user or group\"");
+		_exit(EX_CONFIG);
+	}
+	gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_error(NULL, "event=privdrop_failed error=\"%s\"", strerror(errno));
+		_exit(EX_CONFIG);
+	}
+	/* Make sure root cannot be regained. */
+	if (setuid(0) == 0)
+		fatal("privileges could be regained after dropping them");
+}
+
+static void worker_check_drained(void)
+{
+	if (worker.draining && conn_count() == 0)
+		ev_break(worker.loop, EVBREAK_ALL);
+}
+
+static void worker_accept_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUSED)
+{
+	struct worker_listener *wl = container_of(w, struct worker_listener, io);
+	for (int i = 0; i < ACCEPTS_PER_EVENT && !worker.draining; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			/* EAGAIN: another worker took it. EMFILE and friends:
+			 * the connection stays queued for a less busy worker. */
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn(NULL, "event=accept_failed error=\"%s\"", strerror(errno));
+			return;
+		}
+		struct conn *c = conn_new(loop, fd, (struct sockaddr *)&ss, sl);
+		smtp_session_start(c, &wl->smtp);
+	}
+}
+
+static void worker_drain_deadline_cb(struct ev_loop *loop, ev_timer *w MP_UNUSED,
+				     int revents MP_UNUSED)
+{
+	log_info(NULL, "event=drain_deadline open_connections=%zu", conn_count());
+	conn_abort_all();
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void worker_drain(struct ev_loop *loop)
+{
+	if (worker.draining)
+		return;
+	worker.draining = true;
+	for (size_t i = 0; i < worker.nls; i++) {
+		ev_io_stop(loop, &worker.ls[i].io);
+		close(worker.ls[i].io.fd);
+	}
+	log_info(NULL, "event=drain open_connections=%zu", conn_count());
+	ev_timer_init(&worker.deadline, worker_drain_deadline_cb,
+		      (double)worker.conf->shutdown_timeout, 0.);
+	ev_timer_start(loop, &worker.deadline);
+	worker_check_drained();
+}
+
+static void worker_signal_cb(struct ev_loop *loop, ev_signal *w MP_UNUSED,
+			     int revents MP_UNUSED)
+{
+	worker_drain(loop);
+}
+
+static void worker_setup_listener(struct worker_listener *wl,
+				  const struct conf_listener *cl, const struct conf *c)
+{
+	wl->cl = cl;
+	wl->smtp = (struct smtp_server){
+		.hostname = c->hostname,
+		.lmtp = cl->protocol == PROTO_LMTP,
+		.starttls = cl->tls == TLSMODE_STARTTLS,
+		.implicit_tls = cl->tls == TLSMODE_IMPLICIT,
+		.ssl_ctx = c->ssl_ctx,
+		.limits = {
+			.line_max = (size_t)c->smtp.line_max,
+			.errors_max = (int)c->smtp.errors_max,
+			.idle_timeout = (double)c->smtp.idle_timeout,
+		},
+	};
+	ev_io_init(&wl->io, worker_accept_cb, cl->fd, EV_READ);
+	ev_io_start(worker.loop, &wl->io);
+}
+
+void worker_run(const struct conf *c, int id)
+{
+	log_init("worker");
+	signal(SIGPIPE, SIG_IGN);
+	worker_drop_privileges(c);
+	worker.conf = c;
+	worker.loop = ev_default_loop(EVFLAG_AUTO);
+	if (worker.loop == NULL)
+		fatal("cannot create the event loop");
+	worker.ls = xcalloc(c->listen_count ? c->listen_count : 1, sizeof(*worker.ls));
+	for (size_t i = 0; i < c->listen_count; i++)
+		if (c->listen[i].fd >= 0)
+			worker_setup_listener(&worker.ls[worker.nls++], &c->listen[i], c);
+	ev_signal_init(&worker.sigterm, worker_signal_cb, SIGTERM);
+	ev_signal_init(&worker.sigint, worker_signal_cb, SIGINT);
+	ev_signal_start(worker.loop, &worker.sigterm);
+	ev_signal_start(worker.loop, &worker.sigint);
+	conn_set_free_hook(worker_check_drained);
+	log_info(NULL, "event=worker_ready slot=%d listeners=%zu uid=%d", id, worker.nls,
+		 (int)getuid());
+	ev_run(worker.loop, 0);
+	log_info(NULL, "event=worker_done slot=%d", id);
+	exit(0);
+}

@@ -1,0 +1,50 @@
+/* smtp.h - the SMTP server session (RFC 5321) on a struct conn.
+ *
+ * One session per connection, allocated in the connection's arena. The
+ * server description is shared by every session of a listener and must
+ * outlive them (it lives in the worker's config generation). */
+#ifndef MP_SMTP_H
+#define MP_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "core/buf.h"
+
+struct conn;
+
+/* Named limits (style rule 2); defaults in conf/moonpost.conf. */
+struct smtp_limits {
+	size_t line_max;        /* RFC 5321 4.5.3.1.4: 512 incl. CRLF */
+	int errors_max;         /* errors before 421 and close */
+	double idle_timeout;    /* seconds without a command */
+};
+
+struct smtp_server {
+	const char *hostname;
+	bool lmtp;              /* LHLO instead of EHLO/HELO (RFC 2033) */
+	bool starttls;          /* STARTTLS offered on this listener */
+	bool implicit_tls;      /* TLS from the first byte */
+	SSL_CTX *ssl_ctx;
+	struct smtp_limits limits;
+};
+
+/* Takes over c: greets (after the TLS handshake for implicit TLS) and
+ * serves commands until QUIT, an error limit, a timeout or the peer leaves. */
+void smtp_session_start(struct conn *c, const struct smtp_server *srv);
+
+/* --- pure command parsing (smtp_parse.c), exported for tests/fuzzing --- */
+
+struct smtp_cmd {
+	struct str verb;        /* letters before the first space */
+	struct str args;        /* the rest, leading/trailing blanks trimmed */
+};
+
+/* Splits a command line (without CRLF). Returns 0, or -1 when the line is
+ * not a valid command: empty verb, or bytes RFC 5321 does not allow in a
+ * command (NUL, other controls but TAB, 8-bit bytes in the verb). */
+int smtp_cmd_parse(struct str line, struct smtp_cmd *cmd);
+
+#endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian 12 packages a make target needs, only when missing.
+# usage: tools/deps.sh build|test|fuzz|bench ...   Idempotent; silent when all are there.
+set -e
+build="gcc make pkg-config libluajit-5.1-dev libssl-dev libmariadb-dev libev-dev libpcre2-dev libcrypt-dev libargon2-dev openssl"
+test="perl python3 openssl mariadb-server mariadb-client swaks"
+fuzz="clang libclang-rt-14-dev"
+bench="postfix"
+need=""
+for group in "$@"; do
+  eval "pkgs=\$$group"
+  for p in $pkgs; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+  done
+done
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "moonpost: missing Debian packages:$need" >&2
+  echo "moonpost: run as root, or: sudo apt-get install$need" >&2
+  exit 1
+fi
+echo "moonpost: installing$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Packages must not start system services (MariaDB, Postfix) on install:
+# tests start their own private instances.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q >/dev/null || apt-get update
+apt-get install -y -q --no-install-recommends $need >/dev/null
