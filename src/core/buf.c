@@ -63,7 +63,7 @@ char *buf_reserve(struct buf *b, size_t add)
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;
 	}
-	if (b->len + add > b->cap) {
+	if (b->len + add > b->cap || b->data == NULL) {
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < b->len + add)
 			cap = cap > SIZE_MAX / 2 ? b->len + add : cap * 2;

@@ -50,7 +50,8 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
-/* Drops n bytes from the front (n <= len). */
+/* Drops n bytes from the front (n <= len). Views into the buffer (struct str)
+ * are invalid afterwards. */
 void buf_consume(struct buf *b, size_t n);
 void buf_clear(struct buf *b);
 
