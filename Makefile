@@ -44,17 +44,20 @@ build-all: $(BUILD)/moonpostd $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@echo "  CC $@"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(BUILD)/libmoonpost.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/moonpostd: $(D_OBJ) $(BUILD)/libmoonpost.a
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/t/%.t: t/unit/%.c t/unit/tap.h $(BUILD)/libmoonpost.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -It/unit -o $@ $< $(BUILD)/libmoonpost.a $(LDLIBS_ALL)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -It/unit -o $@ $< $(BUILD)/libmoonpost.a $(LDLIBS_ALL)
 
 asan: deps
 	@$(MAKE) --no-print-directory build-all BUILD=build/asan SAN=1 CC=gcc

@@ -207,7 +207,7 @@ static void scan_record(struct scanner *sc, const char *key, size_t klen, int li
 static void scan_open(struct scanner *sc)
 {
 	if (sc->depth + 1 >= LOC_DEPTH_MAX) {
-		sc->depth++;   /* counted, not tracked */
+		sc->depth = LOC_DEPTH_MAX;   /* counted, not tracked */
 		return;
 	}
 	struct frame *f = &sc->stack[++sc->depth];
@@ -220,7 +220,15 @@ static void scan_open(struct scanner *sc)
 
 static void scan_token(struct scanner *sc, const struct tok *t, const struct tok *next)
 {
-	struct frame *f = &sc->stack[sc->depth < LOC_DEPTH_MAX ? sc->depth : LOC_DEPTH_MAX - 1];
+	if (sc->depth >= LOC_DEPTH_MAX) {
+		/* Too deep to track: only keep the braces balanced. */
+		if (tok_is(t, "{"))
+			sc->depth++;
+		else if (tok_is(t, "}"))
+			sc->depth--;
+		return;
+	}
+	struct frame *f = &sc->stack[sc->depth];
 	bool item_start = sc->depth == 0 || f->item_start;
 	if (sc->depth > 0)
 		f->item_start = false;

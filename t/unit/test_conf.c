@@ -111,6 +111,19 @@ static void test_locate(void)
 	is_int(conf_locs_line(l, "t.n.zzz"), 9, "unknown falls back to ancestor");
 	conf_locs_free(&l);
 	ok(l == NULL, "locs freed");
+
+	/* Found by fuzz_conf_locate: nesting deeper than the tracker's stack. */
+	char deep[1024];
+	size_t n = 0;
+	n += (size_t)snprintf(deep, sizeof(deep), "t = ");
+	for (int i = 0; i < 200; i++)
+		deep[n++] = '{';
+	for (int i = 0; i < 200; i++)
+		deep[n++] = '}';
+	n += (size_t)snprintf(deep + n, sizeof(deep) - n, "\nafter = 1\n");
+	l = conf_locate(deep, n);
+	is_int(conf_locs_line(l, "after"), 2, "key after 200 nested braces still located");
+	conf_locs_free(&l);
 }
 
 int main(void)
