@@ -10,12 +10,14 @@ ifeq ($(SAN),1)
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -Isrc $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lev -lm $(LDLIBS)
+LDLIBS_ALL = $(PKG_LIBS) -lev -lm -lpthread $(LDLIBS)
 
-LIB_SRC := $(wildcard src/core/*.c src/smtp/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/smtp/*.c src/dir/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 D_SRC   := $(wildcard src/daemon/*.c)
 D_OBJ   := $(D_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard t/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/%.t)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
@@ -40,7 +42,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 
-build-all: $(BUILD)/moonpostd $(UNIT_BIN)
+build-all: $(BUILD)/moonpostd $(BUILD)/moonpost $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,6 +53,10 @@ $(BUILD)/libmoonpost.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(BUILD)/moonpostd: $(D_OBJ) $(BUILD)/libmoonpost.a
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/moonpost: $(CLI_OBJ) $(BUILD)/libmoonpost.a
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
@@ -80,6 +86,7 @@ fuzz: deps
 
 install: all
 	install -D -m 0755 $(BUILD)/moonpostd $(DESTDIR)$(PREFIX)/sbin/moonpostd
+	install -D -m 0755 $(BUILD)/moonpost $(DESTDIR)$(PREFIX)/bin/moonpost
 	test -e $(DESTDIR)/etc/moonpost/moonpost.conf || \
 		install -D -m 0640 conf/moonpost.conf $(DESTDIR)/etc/moonpost/moonpost.conf
 	install -D -m 0644 conf/moonpostd.service $(DESTDIR)/etc/systemd/system/moonpostd.service

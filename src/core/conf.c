@@ -70,6 +70,63 @@ static const struct conf_field smtp_fields[] = {
 	{ .name = NULL },
 };
 
+static const char *const dir_backend_names[] = { "file", "mariadb", NULL };
+
+static const struct conf_field mariadb_fields[] = {
+	{ .name = "host", .type = CT_STRING, .offset = F(conf_mariadb, host), .def_str = "127.0.0.1" },
+	{ .name = "port", .type = CT_INT, .offset = F(conf_mariadb, port), .min = 1, .max = 65535,
+	  .def_int = 3306 },
+	{ .name = "socket", .type = CT_STRING, .offset = F(conf_mariadb, socket) },
+	{ .name = "user", .type = CT_STRING, .offset = F(conf_mariadb, user), .def_str = "mailserver" },
+	{ .name = "password", .type = CT_STRING, .offset = F(conf_mariadb, password) },
+	{ .name = "database", .type = CT_STRING, .offset = F(conf_mariadb, database),
+	  .def_str = "mailserver" },
+	{ .name = "admin_user", .type = CT_STRING, .offset = F(conf_mariadb, admin_user) },
+	{ .name = "admin_password", .type = CT_STRING, .offset = F(conf_mariadb, admin_password) },
+	{ .name = "pool", .type = CT_INT, .offset = F(conf_mariadb, pool), .min = 1, .max = 64,
+	  .def_int = 4 },
+	{ .name = "connect_timeout", .type = CT_INT, .offset = F(conf_mariadb, connect_timeout),
+	  .min = 1, .max = 300, .def_int = 5 },
+	{ .name = "query_timeout", .type = CT_INT, .offset = F(conf_mariadb, query_timeout),
+	  .min = 1, .max = 300, .def_int = 5 },
+	{ .name = NULL },
+};
+
+/* The ISPmail guide's queries (Postfix maps + Dovecot passdb/userdb). */
+static const struct conf_field directory_fields[] = {
+	{ .name = "backend", .type = CT_ENUM, .offset = F(conf_directory, backend),
+	  .names = dir_backend_names, .def_int = DIRECTORY_FILE },
+	{ .name = "file", .type = CT_STRING, .offset = F(conf_directory, file),
+	  .def_str = "/etc/moonpost/directory" },
+	{ .name = "mariadb", .type = CT_TABLE, .offset = F(conf_directory, mariadb),
+	  .sub = mariadb_fields },
+	{ .name = "domain_query", .type = CT_STRING, .offset = F(conf_directory, domain_query),
+	  .def_str = "SELECT 1 FROM virtual_domains WHERE name='%d'" },
+	{ .name = "user_query", .type = CT_STRING, .offset = F(conf_directory, user_query),
+	  .def_str = "SELECT email, password, quota FROM virtual_users WHERE email='%s'" },
+	{ .name = "alias_query", .type = CT_STRING, .offset = F(conf_directory, alias_query),
+	  .def_str = "SELECT destination FROM virtual_aliases WHERE source='%s'" },
+	{ .name = "maildir", .type = CT_STRING, .offset = F(conf_directory, maildir),
+	  .def_str = "/var/vmail/%d/%n/Maildir" },
+	{ .name = "recipient_delimiter", .type = CT_STRING,
+	  .offset = F(conf_directory, recipient_delimiter), .def_str = "+" },
+	{ .name = "cache_ttl", .type = CT_INT, .offset = F(conf_directory, cache_ttl),
+	  .min = 0, .max = 86400, .def_int = 60 },
+	{ .name = "negative_ttl", .type = CT_INT, .offset = F(conf_directory, negative_ttl),
+	  .min = 0, .max = 86400, .def_int = 10 },
+	{ .name = "alias_depth_max", .type = CT_INT, .offset = F(conf_directory, alias_depth_max),
+	  .min = 1, .max = 50, .def_int = 20 },
+	{ .name = "password_scheme", .type = CT_STRING,
+	  .offset = F(conf_directory, password_scheme), .def_str = "ARGON2ID" },
+	{ .name = "allow_plaintext_passwords", .type = CT_BOOL,
+	  .offset = F(conf_directory, allow_plaintext_passwords) },
+	{ .name = "auth_threads", .type = CT_INT, .offset = F(conf_directory, auth_threads),
+	  .min = 1, .max = 64, .def_int = 4 },
+	{ .name = "penalty_max", .type = CT_INT, .offset = F(conf_directory, penalty_max),
+	  .min = 0, .max = 300, .def_int = 15 },
+	{ .name = NULL },
+};
+
 static const struct conf_field conf_fields[] = {
 	{ .name = "hostname", .type = CT_STRING, .offset = F(conf, hostname) },
 	{ .name = "user", .type = CT_STRING, .offset = F(conf, user), .def_str = "vmail" },
@@ -82,6 +139,7 @@ static const struct conf_field conf_fields[] = {
 	{ .name = "log", .type = CT_TABLE, .offset = F(conf, log), .sub = log_fields },
 	{ .name = "tls", .type = CT_TABLE, .offset = F(conf, tls), .sub = tls_fields },
 	{ .name = "smtp", .type = CT_TABLE, .offset = F(conf, smtp), .sub = smtp_fields },
+	{ .name = "directory", .type = CT_TABLE, .offset = F(conf, directory), .sub = directory_fields },
 	{ .name = "listen", .type = CT_LIST, .offset = F(conf, listen), .sub = listener_fields,
 	  .elem_size = sizeof(struct conf_listener), .count_offset = F(conf, listen_count),
 	  .line_offset = F(conf_listener, line) },
@@ -228,6 +286,8 @@ static void conf_check(struct conf *c, struct conf_errors *e, bool load_tls)
 	conf_resolve_path(c, &c->state_dir);
 	conf_resolve_path(c, &c->tls.cert);
 	conf_resolve_path(c, &c->tls.key);
+	conf_resolve_path(c, &c->directory.file);
+	conf_resolve_path(c, &c->directory.maildir);
 	if (c->listen_count == 0)
 		conf_error_at(e, conf_line_of(e, "listen"), "listen: at least one listener is required");
 	for (size_t i = 0; i < c->listen_count; i++)
@@ -306,15 +366,25 @@ fail:
 	return NULL;
 }
 
-struct conf *conf_load(const char *path, char **errors_r)
+static struct conf *conf_load_file(const char *path, bool load_tls, char **errors_r)
 {
 	size_t len;
 	char *src = conf_read_file(path, &len, errors_r);
 	if (src == NULL)
 		return NULL;
-	struct conf *c = conf_load_string(path, src, len, true, errors_r);
+	struct conf *c = conf_load_string(path, src, len, load_tls, errors_r);
 	free(src);
 	return c;
+}
+
+struct conf *conf_load(const char *path, char **errors_r)
+{
+	return conf_load_file(path, true, errors_r);
+}
+
+struct conf *conf_load_notls(const char *path, char **errors_r)
+{
+	return conf_load_file(path, false, errors_r);
 }
 
 void conf_free(struct conf **cp)

@@ -58,6 +58,38 @@ struct conf_tls {
 	char *cert, *key;       /* PEM files; both "" = no TLS */
 };
 
+enum conf_dir_backend {
+	DIRECTORY_FILE,
+	DIRECTORY_MARIADB,
+};
+
+struct conf_mariadb {
+	char *host;             /* "" with socket set: unix socket */
+	int64_t port;
+	char *socket;
+	char *user, *password, *database;
+	char *admin_user, *admin_password;  /* for the CLI's writes; "" = user */
+	int64_t pool;           /* connections per process */
+	int64_t connect_timeout, query_timeout;   /* seconds */
+};
+
+struct conf_directory {
+	int backend;            /* enum conf_dir_backend */
+	char *file;
+	struct conf_mariadb mariadb;
+	char *domain_query;     /* any row = the domain is ours */
+	char *user_query;       /* columns: email, password, quota */
+	char *alias_query;      /* column: destination (comma-separated ok) */
+	char *maildir;          /* path template: %d %n %u */
+	char *recipient_delimiter;
+	int64_t cache_ttl, negative_ttl;   /* seconds, 0 = off */
+	int64_t alias_depth_max;
+	char *password_scheme;  /* for new hashes */
+	bool allow_plaintext_passwords;    /* {PLAIN} in the directory */
+	int64_t auth_threads;   /* lookup/hash threads per worker */
+	int64_t penalty_max;    /* seconds, max login delay per IP; 0 = off */
+};
+
 struct conf {
 	struct arena *arena;
 	char *path;
@@ -69,6 +101,7 @@ struct conf {
 	struct conf_log log;
 	struct conf_tls tls;
 	struct conf_smtp smtp;
+	struct conf_directory directory;
 	struct conf_listener *listen;
 	size_t listen_count;
 	SSL_CTX *ssl_ctx;       /* NULL when no cert is configured */
@@ -81,6 +114,9 @@ extern const char *const conf_tls_names[];
  * "FILE:LINE: message" line per problem to *errors_r (malloc'd, caller
  * frees). TLS certificates are loaded here, so a bad cert is a config error. */
 struct conf *conf_load(const char *path, char **errors_r);
+/* Same without loading the TLS certificate (the CLI, which may not be
+ * allowed to read the key). */
+struct conf *conf_load_notls(const char *path, char **errors_r);
 /* Same, from a string (path is used only in messages); no TLS loading when
  * load_tls is false (unit tests). */
 struct conf *conf_load_string(const char *path, const char *src, size_t len,
