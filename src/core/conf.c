@@ -70,7 +70,7 @@ static const struct conf_field smtp_fields[] = {
 	{ .name = NULL },
 };
 
-static const char *const dir_backend_names[] = { "file", "mariadb", NULL };
+static const char *const dir_backend_names[] = { "none", "file", "mariadb", NULL };
 
 static const struct conf_field mariadb_fields[] = {
 	{ .name = "host", .type = CT_STRING, .offset = F(conf_mariadb, host), .def_str = "127.0.0.1" },
@@ -95,7 +95,7 @@ static const struct conf_field mariadb_fields[] = {
 /* The ISPmail guide's queries (Postfix maps + Dovecot passdb/userdb). */
 static const struct conf_field directory_fields[] = {
 	{ .name = "backend", .type = CT_ENUM, .offset = F(conf_directory, backend),
-	  .names = dir_backend_names, .def_int = DIRECTORY_FILE },
+	  .names = dir_backend_names, .def_int = DIRECTORY_NONE },
 	{ .name = "file", .type = CT_STRING, .offset = F(conf_directory, file),
 	  .def_str = "/etc/moonpost/directory" },
 	{ .name = "mariadb", .type = CT_TABLE, .offset = F(conf_directory, mariadb),

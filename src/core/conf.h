@@ -59,6 +59,7 @@ struct conf_tls {
 };
 
 enum conf_dir_backend {
+	DIRECTORY_NONE,         /* no users: MX rejects, no logins */
 	DIRECTORY_FILE,
 	DIRECTORY_MARIADB,
 };

@@ -18,7 +18,11 @@
 #define CONN_READ_CHUNK 16384
 #define CONN_READS_PER_PUMP 16
 
+#define CONN_ID_BUCKETS 1024
+
 static struct conn *conn_list;
+static struct conn *conn_ids[CONN_ID_BUCKETS];
+static uint64_t conn_next_id;
 static size_t conn_n;
 static void (*conn_free_hook)(void);
 static uint64_t conn_sid_seed, conn_sid_ctr;
@@ -76,6 +80,9 @@ struct conn *conn_new(struct ev_loop *loop, int fd, const struct sockaddr *sa,
 	c->fd = fd;
 	c->arena = arena_new();
 	conn_make_sid(c->sid);
+	c->id = ++conn_next_id;
+	c->hnext = conn_ids[c->id % CONN_ID_BUCKETS];
+	conn_ids[c->id % CONN_ID_BUCKETS] = c;
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const void *)sa;
 		inet_ntop(AF_INET, &s4->sin_addr, c->peer_ip, sizeof(c->peer_ip));
@@ -156,6 +163,29 @@ void conn_close(struct conn *c)
 void conn_starttls(struct conn *c)
 {
 	c->starttls = true;
+}
+
+void conn_pause(struct conn *c)
+{
+	c->paused = true;
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	/* Lines may already be buffered: run the pump from the loop, not from
+	 * inside the caller (no callback before returning). */
+	ev_feed_event(c->loop, &c->rio, EV_READ);
+}
+
+struct conn *conn_find(uint64_t id)
+{
+	for (struct conn *c = conn_ids[id % CONN_ID_BUCKETS]; c; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
 }
 
 bool conn_tls_active(const struct conn *c)
@@ -283,7 +313,8 @@ static int conn_fill(struct conn *c)
 static int conn_lines(struct conn *c)
 {
 	int n = 0;
-	while (!c->closing && !c->starttls && !c->dead && c->out.len < CONN_OUT_HIGH) {
+	while (!c->closing && !c->starttls && !c->dead && !c->paused &&
+	       c->out.len < CONN_OUT_HIGH) {
 		struct str line;
 		size_t used;
 		enum linebuf_status st = linebuf_next(&c->lb, buf_ptr(&c->in), c->in.len,
@@ -341,10 +372,12 @@ static bool conn_step(struct conn *c, int *reads)
 	if (conn_lines(c) > 0)
 		return true;
 	if (c->eof) {
+		if (c->paused)
+			return false;   /* answer what was asked first */
 		c->closing = true;
 		return true;
 	}
-	if (c->in.len >= conn_in_max(c) || *reads >= CONN_READS_PER_PUMP)
+	if (c->in.len >= conn_in_max(c) || *reads >= CONN_READS_PER_PUMP || c->paused)
 		return false;
 	(*reads)++;
 	int r = conn_fill(c);
@@ -361,7 +394,7 @@ static void conn_watch(struct conn *c)
 		want_write = c->ssl_want == SSL_ERROR_WANT_WRITE;
 	} else {
 		want_write = c->out.len > 0;
-		want_read = (!c->closing && !c->starttls && !c->eof &&
+		want_read = (!c->closing && !c->starttls && !c->eof && !c->paused &&
 			     c->out.len < CONN_OUT_HIGH && c->in.len < conn_in_max(c)) ||
 			    (want_write && c->ssl_want == SSL_ERROR_WANT_READ);
 	}
@@ -388,6 +421,12 @@ static void conn_free(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	arena_destroy(&c->arena);
+	for (struct conn **pp = &conn_ids[c->id % CONN_ID_BUCKETS]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == c) {
+			*pp = c->hnext;
+			break;
+		}
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -59,11 +59,13 @@ struct conn {
 	const struct conn_ops *ops;
 	void *proto;                /* the protocol session */
 	struct arena *arena;        /* freed with the connection */
+	uint64_t id;                /* unique in this process, never reused */
+	struct conn *hnext;         /* id hash chain */
 	char sid[CONN_SID_LEN + 1];
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;
 	int ssl_want;               /* SSL_ERROR_WANT_* of the last TLS call */
-	bool handshake, starttls, closing, eof, dead, busy, timed_out;
+	bool handshake, starttls, closing, eof, dead, busy, timed_out, paused;
 	struct conn *prev, *next;   /* all connections of this process */
 };
 
@@ -87,6 +89,13 @@ void conn_close(struct conn *c);
  * in between. */
 void conn_starttls(struct conn *c);
 bool conn_tls_active(const struct conn *c);
+/* Stops delivering lines (an async reply is pending); resume picks up
+ * with whatever was pipelined meanwhile. Output still flows. */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+/* The live connection with this id, or NULL if it is gone: how async
+ * completions find their session (style rule 14). */
+struct conn *conn_find(uint64_t id);
 void conn_set_line_max(struct conn *c, size_t max);
 
 /* Per-process registry, for draining and limits. */

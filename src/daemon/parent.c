@@ -7,6 +7,8 @@
 #include "daemon.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "dir/dir.h"
+#include "dir/penalty.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -178,6 +180,22 @@ static void parent_apply_log(const struct conf *c)
 	log_set_syslog(c->log.syslog);
 }
 
+/* The directory must open (file readable and valid, settings sane) before
+ * a generation starts on it; a database that is down is not an error. */
+static int parent_check_directory(const struct conf *c, char *err, size_t size)
+{
+	const char *e = NULL;
+	if (c->directory.backend == DIRECTORY_NONE)
+		return 0;
+	struct dir *d = dir_open(c, &e);
+	if (d == NULL) {
+		snprintf(err, size, "directory: %s", e ? e : "cannot open");
+		return -1;
+	}
+	dir_close(&d);
+	return 0;
+}
+
 /* Creates state_dir, owned by the worker user when we run as root. */
 static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 {
@@ -221,6 +239,7 @@ static void parent_reload(struct parent *p)
 		return;
 	}
 	if (parent_prepare_dirs(nc, err, sizeof(err)) != 0 ||
+	    parent_check_directory(nc, err, sizeof(err)) != 0 ||
 	    daemon_bind(nc, p->conf, err, sizeof(err)) != 0) {
 		char q[600];
 		log_error(NULL, "event=reload status=failed error=\"%s\"",
@@ -331,7 +350,10 @@ int parent_run(struct conf *c)
 	sigprocmask(SIG_BLOCK, &p.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	parent_apply_log(c);
+	if (penalty_init() != 0)
+		log_warn(NULL, "event=penalty_unavailable error=\"cannot map shared memory\"");
 	if (parent_prepare_dirs(c, err, sizeof(err)) != 0 ||
+	    parent_check_directory(c, err, sizeof(err)) != 0 ||
 	    daemon_bind(c, NULL, err, sizeof(err)) != 0) {
 		log_error(NULL, "event=startup_failed error=\"%s\"", err);
 		fprintf(stderr, "moonpostd: %s\n", err);

@@ -3,6 +3,8 @@
 #include "daemon.h"
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/pool.h"
+#include "dir/dir.h"
 #include "core/util.h"
 #include "smtp/smtp.h"
 
@@ -31,6 +33,8 @@ struct worker {
 	const struct conf *conf;
 	struct worker_listener *ls;
 	size_t nls;
+	struct dir *dir;
+	struct pool *pool;
 	ev_signal sigterm, sigint;
 	ev_timer deadline;
 	bool draining;
@@ -129,6 +133,11 @@ static void worker_setup_listener(struct worker_listener *wl,
 			.errors_max = (int)c->smtp.errors_max,
 			.idle_timeout = (double)c->smtp.idle_timeout,
 		},
+		.auth = cl->protocol == PROTO_SUBMISSION,
+		.plaintext_auth = cl->plaintext_auth,
+		.dir = worker.dir,
+		.pool = worker.pool,
+		.penalty_max = c->directory.penalty_max,
 	};
 	ev_io_init(&wl->io, worker_accept_cb, cl->fd, EV_READ);
 	ev_io_start(worker.loop, &wl->io);
@@ -143,6 +152,11 @@ void worker_run(const struct conf *c, int id)
 	worker.loop = ev_default_loop(EVFLAG_AUTO);
 	if (worker.loop == NULL)
 		fatal("cannot create the event loop");
+	const char *err = NULL;
+	worker.dir = c->directory.backend == DIRECTORY_NONE ? NULL : dir_open(c, &err);
+	if (worker.dir == NULL && c->directory.backend != DIRECTORY_NONE)
+		log_error(NULL, "event=directory_unavailable error=\"%s\"", err ? err : "");
+	worker.pool = pool_new(worker.loop, (int)c->directory.auth_threads);
 	worker.ls = xcalloc(c->listen_count ? c->listen_count : 1, sizeof(*worker.ls));
 	for (size_t i = 0; i < c->listen_count; i++)
 		if (c->listen[i].fd >= 0)
@@ -155,6 +169,8 @@ void worker_run(const struct conf *c, int id)
 	log_info(NULL, "event=worker_ready slot=%d listeners=%zu uid=%d", id, worker.nls,
 		 (int)getuid());
 	ev_run(worker.loop, 0);
+	pool_free(&worker.pool);
+	dir_close(&worker.dir);
 	log_info(NULL, "event=worker_done slot=%d", id);
 	exit(0);
 }

@@ -40,6 +40,10 @@ void dir_list_split(struct dir_list *l, const char *csv, struct arena *a)
 
 struct dir *dir_open(const struct conf *c, const char **error_r)
 {
+	if (c->directory.backend == DIRECTORY_NONE) {
+		*error_r = "no directory configured (directory.backend = \"none\")";
+		return NULL;
+	}
 	struct dir *d = xcalloc(1, sizeof(*d));
 	d->cfg = &c->directory;
 	int r = d->cfg->backend == DIRECTORY_MARIADB ? dir_mysql_open(d, error_r)

@@ -14,6 +14,8 @@
 #include "core/buf.h"
 
 struct conn;
+struct dir;
+struct pool;
 
 /* Named limits (style rule 2); defaults in conf/moonpost.conf. */
 struct smtp_limits {
@@ -29,6 +31,13 @@ struct smtp_server {
 	bool implicit_tls;      /* TLS from the first byte */
 	SSL_CTX *ssl_ctx;
 	struct smtp_limits limits;
+	/* AUTH (RFC 4954): offered on submission listeners, after TLS unless
+	 * plaintext_auth. Verification runs on pool threads. */
+	bool auth;
+	bool plaintext_auth;
+	struct dir *dir;
+	struct pool *pool;
+	int64_t penalty_max;    /* seconds; 0 = no login penalty */
 };
 
 /* Takes over c: greets (after the TLS handshake for implicit TLS) and

@@ -3,7 +3,7 @@
  * For now the session covers the connection-level commands (greeting,
  * EHLO/HELO, STARTTLS, NOOP, RSET, QUIT, VRFY, HELP) and the limits; the
  * mail transaction commands answer 502 until the receive path lands. */
-#include "smtp.h"
+#include "smtp_int.h"
 #include "core/arena.h"
 #include "core/conn.h"
 #include "core/log.h"
@@ -12,17 +12,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#define SMTP_HELO_MAX 255
-
-struct smtp_session {
-	struct conn *conn;
-	const struct smtp_server *srv;
-	char helo[SMTP_HELO_MAX + 1];
-	bool esmtp;
-	bool greeted;
-	int errors;
-};
 
 enum smtp_cmd_flags {
 	SMTP_CMD_NOARGS = 1 << 0,   /* arguments are a syntax error */
@@ -34,9 +23,7 @@ struct smtp_command {
 	unsigned flags;
 };
 
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -53,7 +40,7 @@ static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 
 /* Counts a client error; past the limit the session ends (RFC 5321 4.3.2
  * allows 421 at any time). */
-static void smtp_error(struct smtp_session *s)
+void smtp_error(struct smtp_session *s)
 {
 	if (++s->errors < s->srv->limits.errors_max)
 		return;
@@ -89,6 +76,8 @@ static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
 	exts[n++] = "ENHANCEDSTATUSCODES";
 	if (smtp_starttls_offered(s))
 		exts[n++] = "STARTTLS";
+	if (smtp_auth_offered(s))
+		exts[n++] = "AUTH PLAIN LOGIN";
 	smtp_reply(s, "250-%s", s->srv->hostname);
 	for (size_t i = 0; i < n; i++)
 		smtp_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', exts[i]);
@@ -124,6 +113,7 @@ static void smtp_cmd_starttls(struct smtp_session *s, struct str args MP_UNUSED)
 	 * pipelined plaintext (conn_starttls drops the input buffer). */
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->auth_user = NULL;
 	smtp_reset(s);
 	conn_starttls(s->conn);
 }
@@ -153,7 +143,7 @@ static void smtp_cmd_vrfy(struct smtp_session *s, struct str args MP_UNUSED)
 
 static void smtp_cmd_help(struct smtp_session *s, struct str args MP_UNUSED)
 {
-	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS NOOP RSET QUIT VRFY HELP");
+	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH NOOP RSET QUIT VRFY HELP");
 }
 
 static void smtp_cmd_unimplemented(struct smtp_session *s, struct str args MP_UNUSED)
@@ -171,6 +161,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "QUIT", smtp_cmd_quit, SMTP_CMD_NOARGS },
 	{ "VRFY", smtp_cmd_vrfy, 0 },
 	{ "HELP", smtp_cmd_help, 0 },
+	{ "AUTH", smtp_cmd_auth, 0 },
 	{ "MAIL", smtp_cmd_unimplemented, 0 },
 	{ "RCPT", smtp_cmd_unimplemented, 0 },
 	{ "DATA", smtp_cmd_unimplemented, 0 },
@@ -189,7 +180,12 @@ static void smtp_on_line(struct conn *c, struct str line, bool too_long)
 {
 	struct smtp_session *s = c->proto;
 	struct smtp_cmd cmd;
+	if (s->auth_step != SMTP_AUTH_NONE && !too_long) {
+		smtp_auth_line(s, line);
+		return;
+	}
 	if (too_long) {
+		s->auth_step = SMTP_AUTH_NONE;   /* an overlong SASL response ends the exchange */
 		smtp_reply(s, "500 5.5.6 Error: line too long (limit %zu)",
 			   s->srv->limits.line_max);
 		smtp_error(s);
@@ -238,6 +234,7 @@ static void smtp_on_timeout(struct conn *c)
 
 static void smtp_on_closed(struct conn *c)
 {
+	smtp_auth_cleanup(c->proto);
 	log_info(c->sid, "event=disconnect");
 }
 
@@ -253,6 +250,7 @@ void smtp_session_start(struct conn *c, const struct smtp_server *srv)
 	struct smtp_session *s = arena_alloc(c->arena, sizeof(*s));
 	s->conn = c;
 	s->srv = srv;
+	smtp_auth_init(s);
 	log_info(c->sid, "event=connect proto=%s client=%s port=%d",
 		 srv->lmtp ? "lmtp" : "smtp", c->peer_ip, c->peer_port);
 	conn_start(c, &smtp_conn_ops, s, srv->limits.line_max,

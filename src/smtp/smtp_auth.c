@@ -1,0 +1,289 @@
+/* smtp_auth.c - SMTP AUTH (RFC 4954) with SASL PLAIN (RFC 4616) and LOGIN.
+ *
+ * The password check (bcrypt/argon2: tens of milliseconds by design) and
+ * the directory query run on the worker's pool threads. Meanwhile the
+ * connection delivers no further lines; the completion finds the session by
+ * connection id, so a client that hangs up mid-check costs nothing. A
+ * client IP with recent failures waits first (penalty.h). */
+#include "smtp_int.h"
+#include "core/arena.h"
+#include "core/base64.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/util.h"
+#include "dir/dir.h"
+#include "dir/penalty.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 4954 section 4: a SASL response line may be 12288 octets. */
+#define SMTP_AUTH_LINE_MAX 12288
+#define SMTP_AUTH_FIELD_MAX 1024
+
+struct smtp_auth_job {
+	uint64_t conn_id;
+	struct dir *dir;
+	char *login;
+	char *password;
+	size_t password_len;
+	char ip[64];
+	enum dir_result result;
+	char *user;             /* stored address on success */
+};
+
+bool smtp_auth_offered(const struct smtp_session *s)
+{
+	return s->srv->auth && s->srv->dir &&
+	       (conn_tls_active(s->conn) || s->srv->plaintext_auth);
+}
+
+static void smtp_auth_job_free(struct smtp_auth_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->password)
+		OPENSSL_cleanse(j->password, j->password_len);
+	free(j->password);
+	free(j->login);
+	free(j->user);
+	free(j);
+}
+
+static void smtp_auth_work(void *arg)
+{
+	struct smtp_auth_job *j = arg;
+	struct arena *a = arena_new();
+	struct dir_user u;
+	j->result = dir_authenticate(j->dir, j->login, j->password, j->password_len, a, &u);
+	if (j->result == DIR_FOUND)
+		j->user = xstrdup(u.email);
+	OPENSSL_cleanse(j->password, j->password_len);
+	arena_destroy(&a);
+}
+
+static void smtp_auth_finish(struct smtp_session *s, struct smtp_auth_job *j)
+{
+	char q[256];
+	log_quote(q, sizeof(q), j->login, strlen(j->login));
+	s->auth_step = SMTP_AUTH_NONE;
+	if (j->result == DIR_FOUND) {
+		penalty_success(j->ip);
+		s->auth_user = arena_strdup(s->conn->arena, j->user);
+		log_info(s->conn->sid, "event=auth result=ok user=\"%s\"", q);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+	} else if (j->result == DIR_TEMPFAIL) {
+		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+	} else {
+		penalty_fail(j->ip);
+		log_info(s->conn->sid, "event=auth result=fail user=\"%s\" client=%s", q, j->ip);
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_error(s);
+	}
+	conn_resume(s->conn);
+}
+
+static void smtp_auth_done(void *arg)
+{
+	struct smtp_auth_job *j = arg;
+	struct conn *c = conn_find(j->conn_id);
+	if (c != NULL)
+		smtp_auth_finish(c->proto, j);
+	smtp_auth_job_free(j);
+}
+
+static void smtp_auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents MP_UNUSED)
+{
+	struct smtp_session *s = container_of(w, struct smtp_session, auth_delay);
+	struct smtp_auth_job *j = s->auth_job;
+	ev_timer_stop(loop, w);
+	s->auth_job = NULL;
+	pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
+}
+
+/* Takes ownership of login/password (malloc'd). */
+static void smtp_auth_start(struct smtp_session *s, char *login, char *password, size_t len)
+{
+	struct smtp_auth_job *j = xcalloc(1, sizeof(*j));
+	j->conn_id = s->conn->id;
+	j->dir = s->srv->dir;
+	j->login = login;
+	j->password = password;
+	j->password_len = len;
+	snprintf(j->ip, sizeof(j->ip), "%s", s->conn->peer_ip);
+	s->auth_step = SMTP_AUTH_VERIFYING;
+	conn_pause(s->conn);
+	uint32_t delay = penalty_delay_ms(j->ip, s->srv->penalty_max);
+	if (delay == 0) {
+		pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
+		return;
+	}
+	log_info(s->conn->sid, "event=auth_penalty delay_ms=%u client=%s", delay, j->ip);
+	s->auth_job = j;
+	ev_timer_set(&s->auth_delay, delay / 1000.0, 0.);
+	ev_timer_start(s->conn->loop, &s->auth_delay);
+}
+
+void smtp_auth_init(struct smtp_session *s)
+{
+	ev_init(&s->auth_delay, smtp_auth_delay_cb);
+}
+
+void smtp_auth_cleanup(struct smtp_session *s)
+{
+	ev_timer_stop(s->conn->loop, &s->auth_delay);
+	smtp_auth_job_free(s->auth_job);
+	s->auth_job = NULL;
+	if (s->auth_login)
+		OPENSSL_cleanse(s->auth_login, strlen(s->auth_login));
+	free(s->auth_login);
+	s->auth_login = NULL;
+}
+
+/* Decodes a base64 SASL response; "*" means the client cancelled.
+ * Returns malloc'd bytes (NUL-terminated) and their length, or NULL after
+ * replying. */
+static unsigned char *smtp_auth_decode(struct smtp_session *s, struct str in, size_t *len_r)
+{
+	if (in.len == 1 && in.p[0] == '*') {
+		smtp_reply(s, "501 5.7.0 Authentication cancelled");
+		return NULL;
+	}
+	unsigned char *out = xmalloc(in.len / 4 * 3 + 1);
+	long n = in.len == 1 && in.p[0] == '=' ? 0 : base64_decode(in.p, in.len, out);
+	if (n < 0) {
+		free(out);
+		smtp_reply(s, "501 5.5.2 Cannot decode response");
+		smtp_error(s);
+		return NULL;
+	}
+	out[n] = '\0';
+	*len_r = (size_t)n;
+	return out;
+}
+
+/* RFC 4616: [authzid] NUL authcid NUL passwd. We act only as authcid. */
+static void smtp_auth_plain(struct smtp_session *s, struct str resp)
+{
+	size_t len;
+	unsigned char *m = smtp_auth_decode(s, resp, &len);
+	s->auth_step = SMTP_AUTH_NONE;
+	if (m == NULL)
+		return;
+	unsigned char *nul1 = memchr(m, '\0', len);
+	unsigned char *nul2 = nul1 ? memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - m)) : NULL;
+	char *authz = (char *)m, *authc = nul1 ? (char *)nul1 + 1 : NULL;
+	if (nul2 == NULL || strlen(authc) == 0 || strlen(authc) > SMTP_AUTH_FIELD_MAX ||
+	    (authz[0] != '\0' && strcmp(authz, authc) != 0)) {
+		OPENSSL_cleanse(m, len);
+		free(m);
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_error(s);
+		return;
+	}
+	size_t pwlen = len - (size_t)(nul2 + 1 - m);
+	char *pw = xmalloc(pwlen + 1);
+	memcpy(pw, nul2 + 1, pwlen);
+	char *login = xstrdup(authc);
+	OPENSSL_cleanse(m, len);
+	free(m);
+	smtp_auth_start(s, login, pw, pwlen);
+}
+
+static void smtp_auth_login_user(struct smtp_session *s, struct str resp)
+{
+	size_t len;
+	unsigned char *m = smtp_auth_decode(s, resp, &len);
+	if (m == NULL || len == 0 || len > SMTP_AUTH_FIELD_MAX || memchr(m, '\0', len)) {
+		if (m)
+			smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		free(m);
+		s->auth_step = SMTP_AUTH_NONE;
+		return;
+	}
+	s->auth_login = (char *)m;
+	s->auth_step = SMTP_AUTH_LOGIN_PASS;
+	smtp_reply(s, "334 UGFzc3dvcmQ6");      /* "Password:" */
+}
+
+void smtp_auth_line(struct smtp_session *s, struct str line)
+{
+	size_t len;
+	unsigned char *m;
+	switch (s->auth_step) {
+	case SMTP_AUTH_PLAIN:
+		smtp_auth_plain(s, line);
+		break;
+	case SMTP_AUTH_LOGIN_USER:
+		smtp_auth_login_user(s, line);
+		break;
+	case SMTP_AUTH_LOGIN_PASS:
+		s->auth_step = SMTP_AUTH_NONE;
+		m = smtp_auth_decode(s, line, &len);
+		if (m != NULL) {
+			char *login = s->auth_login;
+			s->auth_login = NULL;
+			smtp_auth_start(s, login, (char *)m, len);
+		} else {
+			smtp_auth_cleanup(s);
+		}
+		break;
+	default:
+		break;
+	}
+	if (s->auth_step == SMTP_AUTH_NONE)
+		conn_set_line_max(s->conn, s->srv->limits.line_max);
+}
+
+void smtp_cmd_auth(struct smtp_session *s, struct str args)
+{
+	if (!s->srv->auth || s->srv->dir == NULL) {
+		smtp_reply(s, "502 5.5.1 Error: authentication not enabled");
+		smtp_error(s);
+		return;
+	}
+	if (!smtp_auth_offered(s)) {
+		smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		smtp_error(s);
+		return;
+	}
+	if (!s->esmtp) {
+		smtp_reply(s, "503 5.5.1 Error: send EHLO first");
+		smtp_error(s);
+		return;
+	}
+	if (s->auth_user != NULL) {
+		smtp_reply(s, "503 5.5.1 Error: already authenticated");
+		smtp_error(s);
+		return;
+	}
+	size_t sp = 0;
+	while (sp < args.len && args.p[sp] != ' ')
+		sp++;
+	struct str mech = { args.p, sp };
+	struct str initial = str_trim((struct str){ args.p + sp, args.len - sp });
+	bool plain = str_case_eq(mech, "PLAIN"), login = str_case_eq(mech, "LOGIN");
+	if (!plain && !login) {
+		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+		smtp_error(s);
+		return;
+	}
+	conn_set_line_max(s->conn, SMTP_AUTH_LINE_MAX);
+	if (plain && initial.len > 0) {
+		smtp_auth_plain(s, initial);
+	} else if (plain) {
+		s->auth_step = SMTP_AUTH_PLAIN;
+		smtp_reply(s, "334 ");
+	} else if (initial.len > 0) {
+		s->auth_step = SMTP_AUTH_LOGIN_USER;
+		smtp_auth_login_user(s, initial);
+	} else {
+		s->auth_step = SMTP_AUTH_LOGIN_USER;
+		smtp_reply(s, "334 VXNlcm5hbWU6");  /* "Username:" */
+	}
+	if (s->auth_step == SMTP_AUTH_NONE)
+		conn_set_line_max(s->conn, s->srv->limits.line_max);
+}
