@@ -57,9 +57,13 @@ static int dfile_reload_locked(struct dfile *f, const struct stat *st, const cha
 	struct dfile_data *dd = dfile_parse_path(f->path, error_r);
 	if (dd == NULL)
 		return -1;
-	qsort(dd->domains, dd->n_domains, sizeof(*dd->domains), dfile_cmp_str);
-	qsort(dd->users, dd->n_users, sizeof(*dd->users), dfile_cmp_user);
-	qsort(dd->aliases, dd->n_aliases, sizeof(*dd->aliases), dfile_cmp_alias);
+	/* qsort/bsearch with a NULL base is undefined even for 0 items. */
+	if (dd->n_domains)
+		qsort(dd->domains, dd->n_domains, sizeof(*dd->domains), dfile_cmp_str);
+	if (dd->n_users)
+		qsort(dd->users, dd->n_users, sizeof(*dd->users), dfile_cmp_user);
+	if (dd->n_aliases)
+		qsort(dd->aliases, dd->n_aliases, sizeof(*dd->aliases), dfile_cmp_alias);
 	if (f->data && --f->data->refs == 0)
 		dfile_data_release(f->data);
 	dd->refs = 1;   /* the backend's own reference */
@@ -107,8 +111,8 @@ static enum dir_result dfile_domain(struct dir *d, const char *domain)
 	struct dfile *f = d->backend;
 	struct dfile_data *dd = dfile_acquire(f);
 	const char *key = domain;
-	bool found = bsearch(&key, dd->domains, dd->n_domains, sizeof(*dd->domains),
-			     dfile_cmp_str) != NULL;
+	bool found = dd->n_domains && bsearch(&key, dd->domains, dd->n_domains,
+					      sizeof(*dd->domains), dfile_cmp_str) != NULL;
 	dfile_release(f, dd);
 	return found ? DIR_FOUND : DIR_NOTFOUND;
 }
@@ -119,8 +123,8 @@ static enum dir_result dfile_user(struct dir *d, const char *email, struct arena
 	struct dfile *f = d->backend;
 	struct dfile_data *dd = dfile_acquire(f);
 	struct dfile_user key = { .email = email };
-	const struct dfile_user *hit = bsearch(&key, dd->users, dd->n_users,
-					       sizeof(*dd->users), dfile_cmp_user);
+	const struct dfile_user *hit = dd->n_users == 0 ? NULL :
+		bsearch(&key, dd->users, dd->n_users, sizeof(*dd->users), dfile_cmp_user);
 	if (hit) {
 		u->email = arena_strdup(a, hit->email);
 		u->password = arena_strdup(a, hit->password);
@@ -136,8 +140,8 @@ static enum dir_result dfile_aliases(struct dir *d, const char *source, struct a
 	struct dfile *f = d->backend;
 	struct dfile_data *dd = dfile_acquire(f);
 	struct dfile_alias key = { .source = source };
-	const struct dfile_alias *hit = bsearch(&key, dd->aliases, dd->n_aliases,
-						sizeof(*dd->aliases), dfile_cmp_alias);
+	const struct dfile_alias *hit = dd->n_aliases == 0 ? NULL :
+		bsearch(&key, dd->aliases, dd->n_aliases, sizeof(*dd->aliases), dfile_cmp_alias);
 	bool found = hit != NULL;
 	if (hit) {
 		/* Several rows may share a source: walk to the first. */
