@@ -21,6 +21,8 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard t/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/%.t)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 PREFIX  ?= /usr/local
 PROVE   := prove --exec '' --timer
@@ -42,7 +44,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 
-build-all: $(BUILD)/moonpostd $(BUILD)/moonpost $(UNIT_BIN)
+build-all: $(BUILD)/moonpostd $(BUILD)/moonpost $(UNIT_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +61,11 @@ $(BUILD)/moonpostd: $(D_OBJ) $(BUILD)/libmoonpost.a
 $(BUILD)/moonpost: $(CLI_OBJ) $(BUILD)/libmoonpost.a
 	@echo "  LD $@"
 	@$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libmoonpost.a
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libmoonpost.a $(LDLIBS_ALL)
 
 $(BUILD)/t/%.t: t/unit/%.c t/unit/tap.h $(BUILD)/libmoonpost.a
 	@mkdir -p $(dir $@)
@@ -79,6 +86,12 @@ test: deps-test
 	MOONPOSTD=$(CURDIR)/build/moonpostd $(PROVE) build/t/*.t t/*.t
 	@echo "== suite on build/asan/ (ASan+UBSan) =="
 	MOONPOSTD=$(CURDIR)/build/asan/moonpostd MP_SANITIZE=1 $(PROVE) build/asan/t/*.t t/*.t
+
+# Benchmarks: moonpost vs the ISPmail anchor (../shared/anchors) in one run.
+# BENCH=name runs one (bench/NAME.sh); default: all of bench/*.sh.
+bench: all
+	@tools/deps.sh test bench
+	@for b in $(if $(BENCH),bench/$(BENCH).sh,bench/*.sh); do echo "== $$b"; $$b || exit 1; done
 
 fuzz: deps
 	@tools/deps.sh fuzz
