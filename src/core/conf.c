@@ -60,6 +60,9 @@ static const struct conf_field tls_fields[] = {
 	{ .name = NULL },
 };
 
+static const char *const lf_policy_names[] = { "normalize", "reject", NULL };
+static const char *const long_line_names[] = { "reject", "accept", NULL };
+
 static const struct conf_field smtp_fields[] = {
 	{ .name = "line_max", .type = CT_INT, .offset = F(conf_smtp, line_max),
 	  .min = 512, .max = 65536, .def_int = 512 },
@@ -67,6 +70,23 @@ static const struct conf_field smtp_fields[] = {
 	  .min = 1, .max = 1000, .def_int = 20 },
 	{ .name = "idle_timeout", .type = CT_INT, .offset = F(conf_smtp, idle_timeout),
 	  .min = 1, .max = 86400, .def_int = 300 },
+	{ .name = "message_size", .type = CT_INT, .offset = F(conf_smtp, message_size),
+	  .min = 1024, .max = INT64_C(1) << 40, .def_int = 41943040 },
+	{ .name = "rcpt_max", .type = CT_INT, .offset = F(conf_smtp, rcpt_max),
+	  .min = 1, .max = 100000, .def_int = 1000 },
+	{ .name = "bare_lf", .type = CT_ENUM, .offset = F(conf_smtp, bare_lf),
+	  .names = lf_policy_names, .def_int = 0 },
+	{ .name = "bare_cr", .type = CT_ENUM, .offset = F(conf_smtp, bare_cr),
+	  .names = lf_policy_names, .def_int = 0 },
+	{ .name = "long_lines", .type = CT_ENUM, .offset = F(conf_smtp, long_lines),
+	  .names = long_line_names, .def_int = 0 },
+	{ .name = "postmaster", .type = CT_STRING, .offset = F(conf_smtp, postmaster) },
+	{ .name = "delivery_threads", .type = CT_INT, .offset = F(conf_smtp, delivery_threads),
+	  .min = 1, .max = 256, .def_int = 16 },
+	{ .name = "connections_max", .type = CT_INT, .offset = F(conf_smtp, connections_max),
+	  .min = 1, .max = 1000000, .def_int = 1000 },
+	{ .name = "connections_per_ip", .type = CT_INT, .offset = F(conf_smtp, connections_per_ip),
+	  .min = 1, .max = 1000000, .def_int = 50 },
 	{ .name = NULL },
 };
 

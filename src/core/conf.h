@@ -47,6 +47,13 @@ struct conf_smtp {
 	int64_t line_max;       /* RFC 5321 4.5.3.1.4: 512 incl. CRLF */
 	int64_t errors_max;     /* then 421 and close */
 	int64_t idle_timeout;   /* seconds */
+	int64_t message_size;   /* bytes */
+	int64_t rcpt_max;
+	int bare_lf, bare_cr;   /* 0 normalize, 1 reject */
+	int long_lines;         /* 0 reject, 1 accept */
+	char *postmaster;
+	int64_t delivery_threads;
+	int64_t connections_max, connections_per_ip;
 };
 
 struct conf_log {

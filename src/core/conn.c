@@ -193,6 +193,11 @@ bool conn_tls_active(const struct conn *c)
 	return c->ssl != NULL && !c->handshake;
 }
 
+void conn_set_raw(struct conn *c, bool raw)
+{
+	c->raw = raw;
+}
+
 void conn_set_line_max(struct conn *c, size_t max)
 {
 	linebuf_init(&c->lb, max);
@@ -315,6 +320,16 @@ static int conn_lines(struct conn *c)
 	int n = 0;
 	while (!c->closing && !c->starttls && !c->dead && !c->paused &&
 	       c->out.len < CONN_OUT_HIGH) {
+		if (c->raw) {
+			if (c->in.len == 0)
+				break;
+			size_t used = c->ops->data(c, buf_ptr(&c->in), c->in.len);
+			buf_consume(&c->in, used);
+			if (used == 0 && c->raw)
+				break;
+			n++;
+			continue;
+		}
 		struct str line;
 		size_t used;
 		enum linebuf_status st = linebuf_next(&c->lb, buf_ptr(&c->in), c->in.len,

@@ -37,6 +37,9 @@ struct conn;
 struct conn_ops {
 	/* A complete line; too_long: an overlong line was discarded instead. */
 	void (*line)(struct conn *c, struct str line, bool too_long);
+	/* Raw mode (conn_set_raw): bytes as they arrive; returns how many it
+	 * consumed. What it leaves stays buffered for line mode. */
+	size_t (*data)(struct conn *c, const char *p, size_t len);
 	/* TLS is up: after an implicit-TLS handshake (before any protocol
 	 * byte) or after the STARTTLS handshake. May be NULL. */
 	void (*tls_ready)(struct conn *c);
@@ -65,7 +68,7 @@ struct conn {
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;
 	int ssl_want;               /* SSL_ERROR_WANT_* of the last TLS call */
-	bool handshake, starttls, closing, eof, dead, busy, timed_out, paused;
+	bool handshake, starttls, closing, eof, dead, busy, timed_out, paused, raw;
 	struct conn *prev, *next;   /* all connections of this process */
 };
 
@@ -97,6 +100,9 @@ void conn_resume(struct conn *c);
  * completions find their session (style rule 14). */
 struct conn *conn_find(uint64_t id);
 void conn_set_line_max(struct conn *c, size_t max);
+/* Switches between line delivery and raw bytes (ops->data), e.g. for a
+ * DATA body; effective for the next byte. */
+void conn_set_raw(struct conn *c, bool raw);
 
 /* Per-process registry, for draining and limits. */
 size_t conn_count(void);

@@ -8,7 +8,7 @@
 
 bool daemon_proto_served(int protocol)
 {
-	return protocol == PROTO_SMTP || protocol == PROTO_SUBMISSION;
+	return protocol == PROTO_SMTP || protocol == PROTO_SUBMISSION || protocol == PROTO_LMTP;
 }
 
 static bool bind_take_old(struct conf_listener *l, struct conf *old)

@@ -203,6 +203,12 @@ static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 		snprintf(err, size, "state_dir %s: %s", c->state_dir, strerror(errno));
 		return -1;
 	}
+	char spool[4200];
+	snprintf(spool, sizeof(spool), "%s/spool", c->state_dir);
+	if (mkdir(spool, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, size, "%s: %s", spool, strerror(errno));
+		return -1;
+	}
 	if (geteuid() != 0 || c->user[0] == '\0')
 		return 0;
 	struct passwd *pw = getpwnam(c->user);
@@ -219,7 +225,7 @@ static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 		}
 		gid = gr->gr_gid;
 	}
-	if (chown(c->state_dir, pw->pw_uid, gid) != 0) {
+	if (chown(c->state_dir, pw->pw_uid, gid) != 0 || chown(spool, pw->pw_uid, gid) != 0) {
 		snprintf(err, size, "chown %s: %s", c->state_dir, strerror(errno));
 		return -1;
 	}

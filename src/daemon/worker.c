@@ -1,6 +1,7 @@
 /* worker.c - a worker process: drops privileges and serves every listener
  * on one libev loop until told to drain. */
 #include "daemon.h"
+#include "core/arena.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -35,6 +36,8 @@ struct worker {
 	size_t nls;
 	struct dir *dir;
 	struct pool *pool;
+	struct pool *io_pool;
+	char *spool_dir;
 	ev_signal sigterm, sigint;
 	ev_timer deadline;
 	bool draining;
@@ -132,7 +135,15 @@ static void worker_setup_listener(struct worker_listener *wl,
 			.line_max = (size_t)c->smtp.line_max,
 			.errors_max = (int)c->smtp.errors_max,
 			.idle_timeout = (double)c->smtp.idle_timeout,
+			.message_size = (uint64_t)c->smtp.message_size,
+			.rcpt_max = (unsigned)c->smtp.rcpt_max,
+			.reject_bare_lf = c->smtp.bare_lf == 1,
+			.reject_bare_cr = c->smtp.bare_cr == 1,
+			.reject_long_lines = c->smtp.long_lines == 0,
 		},
+		.spool_dir = worker.spool_dir,
+		.postmaster = c->smtp.postmaster,
+		.io_pool = worker.io_pool,
 		.auth = cl->protocol == PROTO_SUBMISSION,
 		.plaintext_auth = cl->plaintext_auth,
 		.dir = worker.dir,
@@ -157,6 +168,8 @@ void worker_run(const struct conf *c, int id)
 	if (worker.dir == NULL && c->directory.backend != DIRECTORY_NONE)
 		log_error(NULL, "event=directory_unavailable error=\"%s\"", err ? err : "");
 	worker.pool = pool_new(worker.loop, (int)c->directory.auth_threads);
+	worker.io_pool = pool_new(worker.loop, (int)c->smtp.delivery_threads);
+	worker.spool_dir = arena_printf(c->arena, "%s/spool", c->state_dir);
 	worker.ls = xcalloc(c->listen_count ? c->listen_count : 1, sizeof(*worker.ls));
 	for (size_t i = 0; i < c->listen_count; i++)
 		if (c->listen[i].fd >= 0)
@@ -169,6 +182,7 @@ void worker_run(const struct conf *c, int id)
 	log_info(NULL, "event=worker_ready slot=%d listeners=%zu uid=%d", id, worker.nls,
 		 (int)getuid());
 	ev_run(worker.loop, 0);
+	pool_free(&worker.io_pool);
 	pool_free(&worker.pool);
 	dir_close(&worker.dir);
 	log_info(NULL, "event=worker_done slot=%d", id);

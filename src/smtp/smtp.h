@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -22,6 +23,11 @@ struct smtp_limits {
 	size_t line_max;        /* RFC 5321 4.5.3.1.4: 512 incl. CRLF */
 	int errors_max;         /* errors before 421 and close */
 	double idle_timeout;    /* seconds without a command */
+	uint64_t message_size;  /* content bytes; SIZE advertises it */
+	unsigned rcpt_max;      /* recipients per message */
+	bool reject_bare_lf;    /* else bare LF counts as a line end */
+	bool reject_bare_cr;    /* else kept as a byte */
+	bool reject_long_lines; /* lines over 998 octets (4.5.3.1.6) */
 };
 
 struct smtp_server {
@@ -38,6 +44,10 @@ struct smtp_server {
 	struct dir *dir;
 	struct pool *pool;
 	int64_t penalty_max;    /* seconds; 0 = no login penalty */
+	/* Receiving (smtp_txn.c, smtp_deliver.c). */
+	const char *spool_dir;  /* for O_TMPFILE spill of large messages */
+	const char *postmaster; /* fallback for postmaster@ours, "" = none */
+	struct pool *io_pool;   /* delivery (fsync) threads */
 };
 
 /* Takes over c: greets (after the TLS handshake for implicit TLS) and
@@ -55,5 +65,23 @@ struct smtp_cmd {
  * not a valid command: empty verb, or bytes RFC 5321 does not allow in a
  * command (NUL, other controls but TAB, 8-bit bytes in the verb). */
 int smtp_cmd_parse(struct str line, struct smtp_cmd *cmd);
+
+/* RFC 5321 4.5.3.1: size limits of the parts of a path. */
+#define SMTP_LOCAL_MAX 64
+#define SMTP_DOMAIN_MAX 255
+#define SMTP_PATH_MAX 256
+
+struct smtp_path {
+	struct str addr;        /* without <>; empty for the null path <> */
+	struct str params;      /* ESMTP parameters after the path */
+};
+
+/* Parses "FROM:<addr> PARAMS" (keyword "FROM:" or "TO:", any case).
+ * Returns 0, or -1 on a syntax error or an address that is not
+ * local@domain (bare "postmaster" allowed when allow_postmaster). */
+int smtp_path_parse(struct str args, const char *keyword, bool allow_postmaster,
+		    struct smtp_path *out);
+/* Takes the next "KEY[=VALUE]" from params: 1 got one, 0 none left, -1 bad. */
+int smtp_param_next(struct str *params, struct str *key, struct str *value);
 
 #endif

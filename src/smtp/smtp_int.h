@@ -9,8 +9,43 @@
 
 #define SMTP_HELO_MAX 255
 
+#include "smtp_data.h"
+#include "dir/dir.h"
+#include "store/store.h"
+
 struct conn;
 struct smtp_auth_job;
+
+/* One accepted (or pending) RCPT. */
+struct smtp_rcpt {
+	const char *addr;               /* as given, domain lower-cased */
+	const char *notify, *orcpt;     /* DSN (RFC 3461), kept with the message */
+	struct arena *arena;            /* owns res */
+	struct dir_resolution res;
+	int status;                     /* LMTP: per-recipient delivery result */
+};
+
+/* The mail transaction (RFC 5321 3.3): from MAIL to the end of data. */
+struct smtp_txn {
+	struct arena *arena;            /* freed by smtp_txn_reset */
+	bool active;                    /* MAIL accepted */
+	const char *from;               /* "" for the null reverse-path */
+	uint64_t size_decl;             /* SIZE= (RFC 1870), 0 if none */
+	const char *ret, *envid;        /* DSN */
+	bool smtputf8;
+	struct smtp_rcpt *rcpts;
+	size_t n_rcpts, cap_rcpts;
+	/* content */
+	bool receiving;                 /* DATA body or BDAT chunks under way */
+	bool bdat;                      /* this message uses BDAT */
+	bool bdat_discard;              /* chunk read only to stay in sync */
+	bool bdat_last;
+	uint64_t bdat_left;             /* bytes of the current chunk */
+	struct smtp_data reader;
+	struct spool spool;
+	char qid[24];
+	uint64_t started_ms;
+};
 
 enum smtp_auth_step {
 	SMTP_AUTH_NONE,         /* not in an AUTH exchange */
@@ -27,6 +62,8 @@ struct smtp_session {
 	bool esmtp;
 	bool greeted;
 	int errors;
+	unsigned messages;              /* for queue ids */
+	struct smtp_txn txn;
 	/* AUTH (smtp_auth.c) */
 	enum smtp_auth_step auth_step;
 	char *auth_login;              /* LOGIN username between the steps */
@@ -45,6 +82,17 @@ void smtp_cmd_auth(struct smtp_session *s, struct str args);
 /* A line while an AUTH exchange waits for a client response. */
 void smtp_auth_line(struct smtp_session *s, struct str line);
 void smtp_auth_init(struct smtp_session *s);
+
+/* Transaction (smtp_txn.c). */
+void smtp_cmd_mail(struct smtp_session *s, struct str args);
+void smtp_cmd_rcpt(struct smtp_session *s, struct str args);
+void smtp_cmd_data(struct smtp_session *s, struct str args);
+void smtp_cmd_bdat(struct smtp_session *s, struct str args);
+/* Raw bytes of a DATA body / BDAT chunk (conn raw mode). */
+size_t smtp_txn_data(struct smtp_session *s, const char *p, size_t len);
+void smtp_txn_reset(struct smtp_session *s);
+/* End of message content: checks, then delivery (smtp_deliver.c). */
+void smtp_deliver(struct smtp_session *s);
 /* The connection is closing: drop a delayed job, stop the timer. */
 void smtp_auth_cleanup(struct smtp_session *s);
 

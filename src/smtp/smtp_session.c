@@ -21,6 +21,7 @@ struct smtp_command {
 	const char *name;
 	void (*handler)(struct smtp_session *s, struct str args);
 	unsigned flags;
+	int mode;               /* enum smtp_cmd_mode */
 };
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -51,8 +52,7 @@ void smtp_error(struct smtp_session *s)
 
 static void smtp_reset(struct smtp_session *s)
 {
-	/* The mail transaction state will live here. */
-	(void)s;
+	smtp_txn_reset(s);
 }
 
 static bool smtp_starttls_offered(const struct smtp_session *s)
@@ -62,18 +62,25 @@ static bool smtp_starttls_offered(const struct smtp_session *s)
 
 static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
 {
-	const char *exts[8];
+	const char *exts[12];
+	char size[40];
 	size_t n = 0;
 	if (args.len == 0 || args.len > SMTP_HELO_MAX) {
-		smtp_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", s->srv->lmtp ? "LHLO" : "EHLO");
 		smtp_error(s);
 		return;
 	}
 	snprintf(s->helo, sizeof(s->helo), "%.*s", STR_FMT(args));
 	s->esmtp = true;
 	smtp_reset(s);
+	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)s->srv->limits.message_size);
 	exts[n++] = "PIPELINING";
+	exts[n++] = size;
 	exts[n++] = "ENHANCEDSTATUSCODES";
+	exts[n++] = "8BITMIME";
+	exts[n++] = "SMTPUTF8";
+	exts[n++] = "CHUNKING";
+	exts[n++] = "DSN";
 	if (smtp_starttls_offered(s))
 		exts[n++] = "STARTTLS";
 	if (smtp_auth_offered(s))
@@ -81,6 +88,11 @@ static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
 	smtp_reply(s, "250-%s", s->srv->hostname);
 	for (size_t i = 0; i < n; i++)
 		smtp_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', exts[i]);
+}
+
+static void smtp_cmd_lhlo(struct smtp_session *s, struct str args)
+{
+	smtp_cmd_ehlo(s, args);
 }
 
 static void smtp_cmd_helo(struct smtp_session *s, struct str args)
@@ -143,36 +155,40 @@ static void smtp_cmd_vrfy(struct smtp_session *s, struct str args MP_UNUSED)
 
 static void smtp_cmd_help(struct smtp_session *s, struct str args MP_UNUSED)
 {
-	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH NOOP RSET QUIT VRFY HELP");
+	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT NOOP RSET QUIT VRFY HELP");
 }
 
-static void smtp_cmd_unimplemented(struct smtp_session *s, struct str args MP_UNUSED)
-{
-	smtp_reply(s, "502 5.5.1 Error: command not implemented");
-	smtp_error(s);
-}
-
-static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", smtp_cmd_ehlo, 0 },
-	{ "HELO", smtp_cmd_helo, 0 },
-	{ "STARTTLS", smtp_cmd_starttls, SMTP_CMD_NOARGS },
-	{ "NOOP", smtp_cmd_noop, 0 },
-	{ "RSET", smtp_cmd_rset, SMTP_CMD_NOARGS },
-	{ "QUIT", smtp_cmd_quit, SMTP_CMD_NOARGS },
-	{ "VRFY", smtp_cmd_vrfy, 0 },
-	{ "HELP", smtp_cmd_help, 0 },
-	{ "AUTH", smtp_cmd_auth, 0 },
-	{ "MAIL", smtp_cmd_unimplemented, 0 },
-	{ "RCPT", smtp_cmd_unimplemented, 0 },
-	{ "DATA", smtp_cmd_unimplemented, 0 },
-	{ "BDAT", smtp_cmd_unimplemented, 0 },
+enum smtp_cmd_mode {
+	SMTP_MODE_BOTH,
+	SMTP_MODE_SMTP,         /* not in LMTP (RFC 2033 4.1: LHLO only) */
+	SMTP_MODE_LMTP,
 };
 
-static const struct smtp_command *smtp_command_find(struct str verb)
+static const struct smtp_command smtp_commands[] = {
+	{ "EHLO", smtp_cmd_ehlo, 0, SMTP_MODE_SMTP },
+	{ "HELO", smtp_cmd_helo, 0, SMTP_MODE_SMTP },
+	{ "LHLO", smtp_cmd_lhlo, 0, SMTP_MODE_LMTP },
+	{ "STARTTLS", smtp_cmd_starttls, SMTP_CMD_NOARGS, SMTP_MODE_BOTH },
+	{ "AUTH", smtp_cmd_auth, 0, SMTP_MODE_SMTP },
+	{ "MAIL", smtp_cmd_mail, 0, SMTP_MODE_BOTH },
+	{ "RCPT", smtp_cmd_rcpt, 0, SMTP_MODE_BOTH },
+	{ "DATA", smtp_cmd_data, SMTP_CMD_NOARGS, SMTP_MODE_BOTH },
+	{ "BDAT", smtp_cmd_bdat, 0, SMTP_MODE_BOTH },
+	{ "NOOP", smtp_cmd_noop, 0, SMTP_MODE_BOTH },
+	{ "RSET", smtp_cmd_rset, SMTP_CMD_NOARGS, SMTP_MODE_BOTH },
+	{ "QUIT", smtp_cmd_quit, SMTP_CMD_NOARGS, SMTP_MODE_BOTH },
+	{ "VRFY", smtp_cmd_vrfy, 0, SMTP_MODE_BOTH },
+	{ "HELP", smtp_cmd_help, 0, SMTP_MODE_BOTH },
+};
+
+static const struct smtp_command *smtp_command_find(struct str verb, bool lmtp)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(smtp_commands); i++)
-		if (str_case_eq(verb, smtp_commands[i].name))
-			return &smtp_commands[i];
+	for (size_t i = 0; i < ARRAY_SIZE(smtp_commands); i++) {
+		const struct smtp_command *sc = &smtp_commands[i];
+		if (str_case_eq(verb, sc->name))
+			return sc->mode == SMTP_MODE_BOTH ||
+			       sc->mode == (lmtp ? SMTP_MODE_LMTP : SMTP_MODE_SMTP) ? sc : NULL;
+	}
 	return NULL;
 }
 
@@ -196,7 +212,7 @@ static void smtp_on_line(struct conn *c, struct str line, bool too_long)
 		smtp_error(s);
 		return;
 	}
-	const struct smtp_command *sc = smtp_command_find(cmd.verb);
+	const struct smtp_command *sc = smtp_command_find(cmd.verb, s->srv->lmtp);
 	if (sc == NULL) {
 		smtp_reply(s, "500 5.5.2 Error: command not recognized");
 		smtp_error(s);
@@ -213,7 +229,7 @@ static void smtp_on_line(struct conn *c, struct str line, bool too_long)
 static void smtp_greet(struct smtp_session *s)
 {
 	s->greeted = true;
-	smtp_reply(s, "220 %s ESMTP moonpost", s->srv->hostname);
+	smtp_reply(s, "220 %s %s moonpost", s->srv->hostname, s->srv->lmtp ? "LMTP" : "ESMTP");
 }
 
 static void smtp_on_tls_ready(struct conn *c)
@@ -232,14 +248,24 @@ static void smtp_on_timeout(struct conn *c)
 	conn_close(c);
 }
 
+static size_t smtp_on_data(struct conn *c, const char *p, size_t len)
+{
+	return smtp_txn_data(c->proto, p, len);
+}
+
 static void smtp_on_closed(struct conn *c)
 {
-	smtp_auth_cleanup(c->proto);
+	struct smtp_session *s = c->proto;
+	if (s->txn.receiving)
+		log_info(c->sid, "event=lost_connection during=data qid=%s", s->txn.qid);
+	smtp_txn_reset(s);
+	smtp_auth_cleanup(s);
 	log_info(c->sid, "event=disconnect");
 }
 
 static const struct conn_ops smtp_conn_ops = {
 	.line = smtp_on_line,
+	.data = smtp_on_data,
 	.tls_ready = smtp_on_tls_ready,
 	.timeout = smtp_on_timeout,
 	.closed = smtp_on_closed,
@@ -250,6 +276,7 @@ void smtp_session_start(struct conn *c, const struct smtp_server *srv)
 	struct smtp_session *s = arena_alloc(c->arena, sizeof(*s));
 	s->conn = c;
 	s->srv = srv;
+	s->txn.spool.fd = -1;
 	smtp_auth_init(s);
 	log_info(c->sid, "event=connect proto=%s client=%s port=%d",
 		 srv->lmtp ? "lmtp" : "smtp", c->peer_ip, c->peer_port);

@@ -1,0 +1,360 @@
+/* smtp_txn.c - the mail transaction: MAIL, RCPT (directory lookups on the
+ * pool, replies in order), DATA and BDAT content (RFC 5321 3.3, 4.1.1;
+ * RFC 1870 SIZE, 6152 8BITMIME, 6531 SMTPUTF8, 3461 DSN, 3030 CHUNKING). */
+#include "smtp_int.h"
+#include "core/arena.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 5321 4.5.3.1.6: a text line is at most 1000 octets with its CRLF. */
+#define SMTP_TEXT_LINE_MAX 998
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		arena_destroy(&t->rcpts[i].arena);
+	spool_free(&t->spool);
+	arena_destroy(&t->arena);
+	memset(t, 0, sizeof(*t));
+	t->spool.fd = -1;
+}
+
+static void smtp_txn_begin(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	smtp_txn_reset(s);
+	t->arena = arena_new();
+	t->active = true;
+	t->started_ms = util_now_ms();
+	spool_init(&t->spool, s->srv->spool_dir);
+	snprintf(t->qid, sizeof(t->qid), "%s%u", s->conn->sid, ++s->messages);
+}
+
+/* MAIL parameters (RFC 1870, 6152, 6531, 3461). 0, or -1 after replying. */
+static int smtp_mail_params(struct smtp_session *s, struct str params)
+{
+	struct smtp_txn *t = &s->txn;
+	struct str k, v;
+	int r;
+	while ((r = smtp_param_next(&params, &k, &v)) == 1) {
+		uint64_t n;
+		if (str_case_eq(k, "SIZE") && util_parse_uint(v.p, v.len, UINT64_MAX / 2, &n) == 0) {
+			if (n > s->srv->limits.message_size) {
+				smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+				return -1;
+			}
+			t->size_decl = n;
+		} else if (str_case_eq(k, "BODY") &&
+			   (str_case_eq(v, "7BIT") || str_case_eq(v, "8BITMIME"))) {
+			/* 8-bit content is stored as it comes. */
+		} else if (str_case_eq(k, "SMTPUTF8") && v.len == 0) {
+			t->smtputf8 = true;
+		} else if (str_case_eq(k, "RET") && (str_case_eq(v, "FULL") || str_case_eq(v, "HDRS"))) {
+			t->ret = arena_strndup(t->arena, v.p, v.len);
+		} else if (str_case_eq(k, "ENVID") && v.len > 0 && v.len <= 100) {
+			t->envid = arena_strndup(t->arena, v.p, v.len);
+		} else if (str_case_eq(k, "AUTH")) {
+			/* RFC 4954 5: informational; we trust only our own AUTH. */
+		} else {
+			smtp_reply(s, "555 5.5.4 Unsupported option: %.*s", STR_FMT(k));
+			return -1;
+		}
+	}
+	if (r < 0) {
+		smtp_reply(s, "501 5.5.4 Bad MAIL parameters");
+		return -1;
+	}
+	return 0;
+}
+
+void smtp_cmd_mail(struct smtp_session *s, struct str args)
+{
+	struct smtp_path path;
+	if (s->helo[0] == '\0') {
+		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtp_error(s);
+		return;
+	}
+	if (s->txn.active) {
+		smtp_reply(s, "503 5.5.1 Error: nested MAIL command");
+		smtp_error(s);
+		return;
+	}
+	if (smtp_path_parse(args, "FROM:", false, &path) != 0) {
+		smtp_reply(s, "501 5.1.7 Bad sender address syntax");
+		smtp_error(s);
+		return;
+	}
+	smtp_txn_begin(s);
+	if (smtp_mail_params(s, path.params) != 0) {
+		smtp_txn_reset(s);
+		smtp_error(s);
+		return;
+	}
+	s->txn.from = arena_strndup(s->txn.arena, path.addr.p, path.addr.len);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* --- RCPT: resolution on the pool, reply when it comes back --- */
+
+struct smtp_rcpt_job {
+	uint64_t conn_id;
+	struct dir *dir;
+	char *addr;
+	const char *postmaster;
+	uint64_t size;
+	struct arena *arena;
+	struct dir_resolution res;
+	bool over_quota;
+};
+
+static bool smtp_is_postmaster(const char *addr)
+{
+	return strncasecmp(addr, "postmaster@", 11) == 0 || strcasecmp(addr, "postmaster") == 0;
+}
+
+static void smtp_rcpt_work(void *arg)
+{
+	struct smtp_rcpt_job *j = arg;
+	dir_resolve(j->dir, j->addr, j->arena, &j->res);
+	/* RFC 5321 4.5.1: postmaster at our domains must be deliverable. */
+	if (j->res.result == DIR_NOTFOUND && j->res.local_domain &&
+	    smtp_is_postmaster(j->addr) && j->postmaster[0])
+		dir_resolve(j->dir, j->postmaster, j->arena, &j->res);
+	for (size_t i = 0; j->res.result == DIR_FOUND && i < j->res.n_nodes; i++) {
+		const struct dir_node *nd = &j->res.nodes[i];
+		if (nd->kind != DIR_NODE_MAILBOX || nd->user.quota <= 0)
+			continue;
+		int64_t used = maildir_usage(nd->user.maildir);
+		if (used >= 0 && (uint64_t)used + j->size > (uint64_t)nd->user.quota)
+			j->over_quota = true;
+	}
+}
+
+static bool smtp_res_has(const struct dir_resolution *r, enum dir_node_kind kind)
+{
+	for (size_t i = 0; i < r->n_nodes; i++)
+		if (r->nodes[i].kind == kind)
+			return true;
+	return false;
+}
+
+/* The reply for a finished lookup; true when the recipient is accepted. */
+static bool smtp_rcpt_verdict(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+	const struct dir_resolution *r = &j->res;
+	if (r->result == DIR_TEMPFAIL) {
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure, try again later", j->addr);
+	} else if (!r->local_domain && !s->srv->lmtp) {
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", j->addr);
+	} else if (r->result == DIR_NOTFOUND && smtp_res_has(r, DIR_NODE_LOOP)) {
+		smtp_reply(s, "554 5.4.6 <%s>: Alias loop detected", j->addr);
+	} else if (r->result == DIR_NOTFOUND) {
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
+	} else if (smtp_res_has(r, DIR_NODE_EXTERNAL)) {
+		/* Forwarding needs the outbound queue; the sender retries. */
+		smtp_reply(s, "451 4.4.0 <%s>: Forwarding not available yet, try again later", j->addr);
+	} else if (j->over_quota) {
+		smtp_reply(s, "552 5.2.2 <%s>: Mailbox full", j->addr);
+	} else {
+		smtp_reply(s, "250 2.1.5 Ok");
+		return true;
+	}
+	return false;
+}
+
+static void smtp_rcpt_done(void *arg)
+{
+	struct smtp_rcpt_job *j = arg;
+	struct conn *c = conn_find(j->conn_id);
+	struct smtp_session *s = c ? c->proto : NULL;
+	if (s != NULL && s->txn.active) {
+		char q[300];
+		bool ok = smtp_rcpt_verdict(s, j);
+		log_info(c->sid, "event=rcpt qid=%s to=<%s> result=%s", s->txn.qid,
+			 log_quote(q, sizeof(q), j->addr, strlen(j->addr)), ok ? "ok" : "rejected");
+		if (ok) {
+			struct smtp_txn *t = &s->txn;
+			if (t->n_rcpts == t->cap_rcpts) {
+				t->cap_rcpts = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
+				t->rcpts = xreallocarray(t->rcpts, t->cap_rcpts, sizeof(*t->rcpts));
+			}
+			t->rcpts[t->n_rcpts++] = (struct smtp_rcpt){
+				.addr = arena_strdup(t->arena, j->addr), .arena = j->arena, .res = j->res };
+			j->arena = NULL;    /* now the transaction's */
+		} else {
+			smtp_error(s);
+		}
+		conn_resume(c);
+	}
+	arena_destroy(&j->arena);
+	free(j->addr);
+	free(j);
+}
+
+static int smtp_rcpt_params(struct smtp_session *s, struct str params)
+{
+	struct str k, v;
+	int r;
+	while ((r = smtp_param_next(&params, &k, &v)) == 1) {
+		if (!(str_case_eq(k, "NOTIFY") && v.len > 0) && !(str_case_eq(k, "ORCPT") && v.len > 0)) {
+			smtp_reply(s, "555 5.5.4 Unsupported option: %.*s", STR_FMT(k));
+			return -1;
+		}
+	}
+	if (r < 0)
+		smtp_reply(s, "501 5.5.4 Bad RCPT parameters");
+	return r < 0 ? -1 : 0;
+}
+
+void smtp_cmd_rcpt(struct smtp_session *s, struct str args)
+{
+	struct smtp_path path;
+	if (!s->txn.active) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		smtp_error(s);
+		return;
+	}
+	if (smtp_path_parse(args, "TO:", true, &path) != 0 || path.addr.len == 0) {
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		smtp_error(s);
+		return;
+	}
+	if (smtp_rcpt_params(s, path.params) != 0) {
+		smtp_error(s);
+		return;
+	}
+	if (s->txn.n_rcpts >= s->srv->limits.rcpt_max) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (s->srv->dir == NULL) {
+		smtp_reply(s, "451 4.3.0 No directory configured");
+		return;
+	}
+	struct smtp_rcpt_job *j = xcalloc(1, sizeof(*j));
+	j->conn_id = s->conn->id;
+	j->dir = s->srv->dir;
+	j->addr = str_case_eq(path.addr, "postmaster") ? xstrdup(s->srv->postmaster)
+						       : xstrndup(path.addr.p, path.addr.len);
+	j->postmaster = s->srv->postmaster;
+	j->size = s->txn.size_decl;
+	j->arena = arena_new();
+	conn_pause(s->conn);
+	pool_submit(s->srv->pool, smtp_rcpt_work, smtp_rcpt_done, j);
+}
+
+/* --- content --- */
+
+static bool smtp_content_ready(struct smtp_session *s)
+{
+	if (!s->txn.active) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+	} else if (s->txn.n_rcpts == 0) {
+		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+	} else {
+		return true;
+	}
+	smtp_error(s);
+	return false;
+}
+
+static void smtp_content_begin(struct smtp_session *s, bool bdat)
+{
+	struct smtp_txn *t = &s->txn;
+	t->receiving = true;
+	t->bdat = bdat;
+	smtp_data_init(&t->reader, bdat, SMTP_TEXT_LINE_MAX, s->srv->limits.message_size);
+}
+
+void smtp_cmd_data(struct smtp_session *s, struct str args MP_UNUSED)
+{
+	if (s->txn.bdat) {
+		smtp_reply(s, "503 5.5.1 Error: DATA after BDAT");
+		smtp_error(s);
+		return;
+	}
+	if (!smtp_content_ready(s))
+		return;
+	smtp_content_begin(s, false);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	conn_set_raw(s->conn, true);
+}
+
+void smtp_cmd_bdat(struct smtp_session *s, struct str args)
+{
+	struct smtp_txn *t = &s->txn;
+	uint64_t n;
+	size_t sp = 0;
+	while (sp < args.len && args.p[sp] != ' ')
+		sp++;
+	struct str last = str_trim((struct str){ args.p + sp, args.len - sp });
+	if (util_parse_uint(args.p, sp, UINT64_MAX / 2, &n) != 0 ||
+	    (last.len > 0 && !str_case_eq(last, "LAST"))) {
+		/* Without a valid size we cannot find the next command. */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		conn_close(s->conn);
+		return;
+	}
+	bool ok = t->bdat || smtp_content_ready(s);
+	if (ok && !t->bdat)
+		smtp_content_begin(s, true);
+	/* RFC 3030 3: the chunk must be read even when it is refused. */
+	t->bdat_discard = !ok;
+	t->bdat_left = n;
+	t->bdat_last = last.len > 0;
+	conn_set_raw(s->conn, true);
+	if (n == 0)
+		smtp_txn_data(s, "", 0);
+}
+
+static size_t smtp_bdat_data(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_txn *t = &s->txn;
+	size_t take = len < t->bdat_left ? len : (size_t)t->bdat_left;
+	if (!t->bdat_discard) {
+		size_t used;
+		smtp_data_feed(&t->reader, p, take, &t->spool.mem, &used);
+		spool_maybe_spill(&t->spool);
+	}
+	t->bdat_left -= take;
+	if (t->bdat_left > 0)
+		return take;
+	conn_set_raw(s->conn, false);
+	if (t->bdat_discard) {
+		/* The refusal was already sent by smtp_content_ready(). */
+		return take;
+	}
+	if (!t->bdat_last) {
+		smtp_reply(s, "250 2.0.0 %llu octets received",
+			   (unsigned long long)spool_size(&t->spool));
+		return take;
+	}
+	smtp_data_finish(&t->reader, &t->spool.mem);
+	t->receiving = false;
+	smtp_deliver(s);
+	return take;
+}
+
+size_t smtp_txn_data(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_txn *t = &s->txn;
+	if (t->bdat || t->bdat_discard)
+		return smtp_bdat_data(s, p, len);
+	size_t used;
+	enum smtp_data_status st = smtp_data_feed(&t->reader, p, len, &t->spool.mem, &used);
+	spool_maybe_spill(&t->spool);
+	if (st == SMTP_DATA_END) {
+		conn_set_raw(s->conn, false);
+		t->receiving = false;
+		smtp_deliver(s);
+	}
+	return used;
+}
