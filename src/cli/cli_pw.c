@@ -98,6 +98,11 @@ int cli_cmd_lookup(struct cli *cli, int argc, char **argv)
 	}
 	struct arena *a = arena_new();
 	struct dir_resolution r;
+	struct dir_addr addr;
+	if (dir_addr_parse(argv[0], "", false, a, &addr) != 0) {
+		arena_destroy(&a);
+		return cli_fail("not an address: %s", argv[0]);
+	}
 	dir_resolve(cli_dir(cli), argv[0], a, &r);
 	int rc = CLI_OK;
 	if (r.result == DIR_TEMPFAIL) {

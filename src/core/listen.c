@@ -43,8 +43,10 @@ static int listen_unix(struct conf_listener *l, char *err, size_t size)
 	struct stat st;
 	if (lstat(l->path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(l->path);
+	/* 0666 like Dovecot's lmtp socket: the local MTA (user postfix) must
+	 * connect; LMTP only accepts mail for our own domains anyway. */
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    listen(fd, LISTEN_BACKLOG) != 0) {
+	    chmod(l->path, 0666) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
 		snprintf(err, size, "bind %s: %s", l->path, strerror(errno));
 		close(fd);
 		return -1;

@@ -25,6 +25,6 @@ void daemon_unbind(struct conf *c);
 /* Runs the parent loop; returns the process exit code. Takes ownership of c. */
 int parent_run(struct conf *c);
 /* Worker entry after fork(); never returns. */
-void worker_run(const struct conf *c, int id) __attribute__((noreturn));
+void worker_run(const struct conf *c, int id, int climit_region) __attribute__((noreturn));
 
 #endif

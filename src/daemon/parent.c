@@ -5,6 +5,7 @@
  * for them with sigtimedwait(), waking for timers (restart backoff, drain
  * deadlines). Nothing it does can block on a client. */
 #include "daemon.h"
+#include "core/climit.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "dir/dir.h"
@@ -31,6 +32,7 @@
 
 struct worker_slot {
 	pid_t pid;                /* 0 = not running */
+	int region;               /* climit region, -1 = none */
 	uint64_t started_ms;
 	uint64_t restart_at_ms;   /* when pid == 0 */
 	unsigned fails;           /* quick deaths in a row */
@@ -38,6 +40,7 @@ struct worker_slot {
 
 struct old_worker {
 	pid_t pid;
+	int region;
 	uint64_t kill_at_ms;
 };
 
@@ -56,9 +59,11 @@ struct parent {
 static void parent_fork_worker(struct parent *p, size_t i)
 {
 	struct worker_slot *w = &p->slots[i];
+	w->region = climit_region_take();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error(NULL, "event=fork_failed error=\"%s\"", strerror(errno));
+		climit_region_free(w->region);
 		w->restart_at_ms = util_now_ms() + RESTART_MAX_MS;
 		return;
 	}
@@ -68,7 +73,7 @@ static void parent_fork_worker(struct parent *p, size_t i)
 		if (getppid() != p->self)
 			_exit(0);
 		sigprocmask(SIG_UNBLOCK, &p->sigs, NULL);
-		worker_run(p->conf, (int)i);
+		worker_run(p->conf, (int)i, w->region);
 	}
 	w->pid = pid;
 	w->started_ms = util_now_ms();
@@ -91,7 +96,7 @@ static void parent_retire_generation(struct parent *p, uint64_t deadline_ms)
 			continue;
 		kill(pid, SIGTERM);
 		if (p->nold < OLD_MAX)
-			p->old[p->nold++] = (struct old_worker){ pid, deadline_ms };
+			p->old[p->nold++] = (struct old_worker){ pid, p->slots[i].region, deadline_ms };
 		else
 			kill(pid, SIGKILL);
 	}
@@ -137,6 +142,8 @@ static void parent_reap(struct parent *p)
 				continue;
 			found = true;
 			parent_log_exit(pid, status, "current");
+			climit_region_free(p->slots[i].region);
+			p->slots[i].region = -1;
 			if (p->stopping)
 				p->slots[i].pid = 0;
 			else
@@ -147,6 +154,7 @@ static void parent_reap(struct parent *p)
 				continue;
 			found = true;
 			parent_log_exit(pid, status, "old");
+			climit_region_free(p->old[i].region);
 			p->old[i] = p->old[--p->nold];
 		}
 	}
@@ -356,6 +364,8 @@ int parent_run(struct conf *c)
 	sigprocmask(SIG_BLOCK, &p.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	parent_apply_log(c);
+	if (climit_init() != 0)
+		log_warn(NULL, "event=climit_unavailable error=\"cannot map shared memory\"");
 	if (penalty_init() != 0)
 		log_warn(NULL, "event=penalty_unavailable error=\"cannot map shared memory\"");
 	if (parent_prepare_dirs(c, err, sizeof(err)) != 0 ||

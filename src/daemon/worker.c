@@ -2,6 +2,7 @@
  * on one libev loop until told to drain. */
 #include "daemon.h"
 #include "core/arena.h"
+#include "core/climit.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -87,6 +88,14 @@ static void worker_accept_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUS
 			return;
 		}
 		struct conn *c = conn_new(loop, fd, (struct sockaddr *)&ss, sl);
+		const struct conf_smtp *lim = &worker.conf->smtp;
+		if (!climit_admit(c->peer_ip, (unsigned)lim->connections_max,
+				  (unsigned)lim->connections_per_ip)) {
+			log_notice(c->sid, "event=connection_refused client=%s reason=too_many_connections",
+				   c->peer_ip);
+			smtp_session_refuse(c, &wl->smtp);
+			continue;
+		}
 		smtp_session_start(c, &wl->smtp);
 	}
 }
@@ -154,11 +163,12 @@ static void worker_setup_listener(struct worker_listener *wl,
 	ev_io_start(worker.loop, &wl->io);
 }
 
-void worker_run(const struct conf *c, int id)
+void worker_run(const struct conf *c, int id, int climit_region)
 {
 	log_init("worker");
 	signal(SIGPIPE, SIG_IGN);
 	worker_drop_privileges(c);
+	climit_attach(climit_region);
 	worker.conf = c;
 	worker.loop = ev_default_loop(EVFLAG_AUTO);
 	if (worker.loop == NULL)

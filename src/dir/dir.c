@@ -46,6 +46,7 @@ struct dir *dir_open(const struct conf *c, const char **error_r)
 	}
 	struct dir *d = xcalloc(1, sizeof(*d));
 	d->cfg = &c->directory;
+	d->state_dir = c->state_dir;
 	int r = d->cfg->backend == DIRECTORY_MARIADB ? dir_mysql_open(d, error_r)
 						      : dir_file_open(d, error_r);
 	if (r != 0) {

@@ -7,7 +7,10 @@
  *   alias  @example.org catchall@example.org
  * The file is re-read when it changes (checked at most once a second) and on
  * reopen; a file with an error keeps the previous data and is logged with
- * file:line. Lookups use sorted arrays and binary search. Writes (the CLI)
+ * file:line. Every good version is copied to STATE_DIR/directory.last-good;
+ * a process that finds the file broken loads that copy instead, so all
+ * workers agree on the data whichever of them read the file when. Lookups
+ * use sorted arrays and binary search. Writes (the CLI)
  * edit lines in place under an flock and replace the file atomically. */
 #include "dir_int.h"
 #include "dir_file.h"
@@ -29,6 +32,7 @@
 
 struct dfile {
 	char *path;
+	char *snapshot;                 /* last good copy, shared by workers */
 	pthread_mutex_t mu;
 	struct dfile_data *data;        /* current snapshot */
 	struct stat st;
@@ -52,11 +56,45 @@ static int dfile_cmp_str(const void *a, const void *b)
 	return strcasecmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int dfile_reload_locked(struct dfile *f, const struct stat *st, const char **error_r)
+/* Atomically copies the file just parsed to the snapshot (best effort). */
+static void dfile_save_snapshot(struct dfile *f)
+{
+	if (f->snapshot == NULL)
+		return;
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.%d", f->snapshot, (int)getpid());
+	int in = open(f->path, O_RDONLY | O_CLOEXEC);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char chunk[65536];
+	ssize_t n = 0;
+	bool ok = in >= 0 && out >= 0;
+	while (ok && (n = read(in, chunk, sizeof(chunk))) > 0)
+		ok = write(out, chunk, (size_t)n) == n;
+	ok = ok && n == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0)
+		ok = false;
+	if (!ok || rename(tmp, f->snapshot) != 0)
+		unlink(tmp);
+}
+
+static int dfile_reload_locked(struct dfile *f, const struct stat *st, bool use_snapshot,
+			       const char **error_r)
 {
 	struct dfile_data *dd = dfile_parse_path(f->path, error_r);
-	if (dd == NULL)
+	if (dd == NULL && !use_snapshot)
 		return -1;
+	if (dd == NULL) {
+		f->st = *st;    /* retry when it changes again, not every second */
+		const char *ignored = NULL;
+		dd = f->snapshot ? dfile_parse_path(f->snapshot, &ignored) : NULL;
+		if (dd == NULL)
+			return -1;
+		log_warn(NULL, "event=directory_reload using=%s", f->snapshot);
+	} else {
+		dfile_save_snapshot(f);
+	}
 	/* qsort/bsearch with a NULL base is undefined even for 0 items. */
 	if (dd->n_domains)
 		qsort(dd->domains, dd->n_domains, sizeof(*dd->domains), dfile_cmp_str);
@@ -85,11 +123,12 @@ static struct dfile_data *dfile_acquire(struct dfile *f)
 		     st.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
 		     st.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec)) {
 			const char *err = NULL;
-			if (dfile_reload_locked(f, &st, &err) == 0)
-				log_info(NULL, "event=directory_reload status=ok file=%s", f->path);
+			struct dfile_data *before = f->data;
+			if (dfile_reload_locked(f, &st, true, &err) != 0 || err != NULL)
+				log_error(NULL, "event=directory_reload status=failed error=\"%s\" keeping=%s",
+					  err ? err : "", f->data != before ? "last-good" : "previous");
 			else
-				log_error(NULL, "event=directory_reload status=failed error=\"%s\" keeping=previous",
-					  err);
+				log_info(NULL, "event=directory_reload status=ok file=%s", f->path);
 		}
 	}
 	struct dfile_data *dd = f->data;
@@ -160,6 +199,7 @@ static void dfile_close(struct dir *d)
 	if (f->data && --f->data->refs == 0)
 		dfile_data_release(f->data);
 	pthread_mutex_destroy(&f->mu);
+	free(f->snapshot);
 	free(f->path);
 	free(f);
 }
@@ -196,18 +236,24 @@ int dir_file_open(struct dir *d, const char **error_r)
 	struct dfile *f = xcalloc(1, sizeof(*f));
 	struct stat st;
 	f->path = xstrdup(d->cfg->file);
+	if (d->state_dir && d->state_dir[0]) {
+		char snap[4200];
+		snprintf(snap, sizeof(snap), "%s/directory.last-good", d->state_dir);
+		f->snapshot = xstrdup(snap);
+	}
 	pthread_mutex_init(&f->mu, NULL);
 	if (stat(f->path, &st) != 0) {
 		static char err[512];
 		snprintf(err, sizeof(err), "directory file %s: %s", f->path, strerror(errno));
 		*error_r = err;
-	} else if (dfile_reload_locked(f, &st, error_r) == 0) {
+	} else if (dfile_reload_locked(f, &st, false, error_r) == 0) {
 		f->checked_ms = util_now_ms();
 		d->ops = &dfile_ops;
 		d->backend = f;
 		return 0;
 	}
 	pthread_mutex_destroy(&f->mu);
+	free(f->snapshot);
 	free(f->path);
 	free(f);
 	return -1;

@@ -30,6 +30,8 @@ struct dfile_data {
 struct dfile_data *dfile_parse(const char *path, const char *text, size_t len,
 			       const char **error_r);
 struct dfile_data *dfile_parse_path(const char *path, const char **error_r);
+/* Cuts a "# comment" off line (only a '#' at the start of a field). */
+void dfile_strip_comment(char *line);
 void dfile_data_release(struct dfile_data *dd);
 
 const char *dfile_path(struct dir *d);

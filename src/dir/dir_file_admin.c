@@ -124,9 +124,7 @@ static int dfile_edit_commit(struct dfile_edit *e, const char **error_r)
 static int dfile_split(struct dfile_edit *e, size_t i, char **f)
 {
 	char *copy = arena_strdup(e->a, e->lines[i]);
-	char *hash = strchr(copy, '#');
-	if (hash)
-		*hash = '\0';
+	dfile_strip_comment(copy);
 	int n = 0;
 	for (char *tok = copy; n < 4;) {
 		while (*tok == ' ' || *tok == '\t')

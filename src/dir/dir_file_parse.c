@@ -18,6 +18,18 @@
 
 static _Thread_local char dfile_err[1024];
 
+void dfile_strip_comment(char *line)
+{
+	/* '#' starts a comment only where a field could start: addresses
+	 * may contain '#' (RFC 5322 atext). */
+	for (char *p = line; *p; p++) {
+		if (*p == '#' && (p == line || p[-1] == ' ' || p[-1] == '\t')) {
+			*p = '\0';
+			return;
+		}
+	}
+}
+
 static const char *dfile_fail(const char *path, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static const char *dfile_fail(const char *path, int line, const char *fmt, ...)
@@ -131,9 +143,7 @@ struct dfile_data *dfile_parse(const char *path, const char *text, size_t len,
 			goto fail;
 		}
 		char *line = arena_strndup(b.dd->arena, p, n);
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
+		dfile_strip_comment(line);
 		if (n && line[n - 1] == '\r')
 			line[n - 1] = '\0';
 		char *f[DFILE_FIELDS_MAX];

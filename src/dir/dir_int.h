@@ -41,6 +41,7 @@ struct dir {
 	const struct dir_backend_ops *ops;
 	void *backend;
 	const struct conf_directory *cfg;   /* borrowed: the conf outlives us */
+	const char *state_dir;              /* borrowed, for the file snapshot */
 	struct dir_cache *cache;            /* NULL when cache_ttl = 0 */
 };
 

@@ -19,6 +19,13 @@
 
 #include <errmsg.h>
 
+/* Server error numbers (mysqld_error.h) for "illegal mix of collations";
+ * client-side errors (CR_*) start at 2000. */
+#define DMYSQL_ER_COLLATION_MIX2 1267
+#define DMYSQL_ER_COLLATION_MIX3 1270
+#define DMYSQL_ER_COLLATION_MIXN 1271
+#define DMYSQL_CLIENT_ERRORS 2000
+
 static pthread_once_t dmysql_once = PTHREAD_ONCE_INIT;
 
 static void dmysql_library_init(void)
@@ -86,7 +93,8 @@ char *dmysql_escape(void *ctx, const char *s, struct arena *a)
  * connection is closed so the next use reconnects). Retries once on a fresh
  * connection when a pooled one turns out to be dead (server restarted). */
 static MYSQL_RES *dmysql_query(struct dmysql *my, struct dmysql_conn *c, bool admin,
-			       const char *tmpl, const struct dir_addr *key, struct arena *a)
+			       const char *tmpl, const struct dir_addr *key, struct arena *a,
+			       bool *nomatch_r)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool fresh = c->m == NULL;
@@ -102,7 +110,18 @@ static MYSQL_RES *dmysql_query(struct dmysql *my, struct dmysql_conn *c, bool ad
 				return res;
 		}
 		unsigned int e = mysql_errno(c->m);
+		if (e == DMYSQL_ER_COLLATION_MIX2 || e == DMYSQL_ER_COLLATION_MIX3 ||
+		    e == DMYSQL_ER_COLLATION_MIXN) {
+			/* A value the column's character set cannot hold (a
+			 * 4-byte UTF-8 address against ISPmail's utf8mb3
+			 * tables) can match no row: not found, not an outage. */
+			*nomatch_r = true;
+			return NULL;
+		}
 		log_warn(NULL, "event=mariadb_query_failed errno=%u error=\"%s\"", e, mysql_error(c->m));
+		if (e < DMYSQL_CLIENT_ERRORS) {
+			return NULL;    /* the server answered: the connection is fine */
+		}
 		mysql_close(c->m);
 		c->m = NULL;
 		if (fresh || (e != CR_SERVER_GONE_ERROR && e != CR_SERVER_LOST))
@@ -119,10 +138,13 @@ static enum dir_result dmysql_lookup(struct dir *d, const char *tmpl, const char
 	if (dir_addr_parse(address, "", true, a, &key) != 0)
 		return DIR_NOTFOUND;
 	struct dmysql_conn *c = dmysql_acquire(my);
-	MYSQL_RES *res = dmysql_query(my, c, false, tmpl, &key, a);
+	bool nomatch = false;
+	MYSQL_RES *res = dmysql_query(my, c, false, tmpl, &key, a, &nomatch);
 	if (res == NULL) {
 		dmysql_release(my, c);
-		return DIR_TEMPFAIL;
+		*res_r = NULL;
+		*c_r = NULL;
+		return nomatch ? DIR_NOTFOUND : DIR_TEMPFAIL;
 	}
 	*res_r = res;
 	*c_r = c;
@@ -131,6 +153,8 @@ static enum dir_result dmysql_lookup(struct dir *d, const char *tmpl, const char
 
 static void dmysql_done(struct dir *d, MYSQL_RES *res, struct dmysql_conn *c)
 {
+	if (res == NULL)
+		return;     /* nothing was held: the lookup released already */
 	mysql_free_result(res);
 	dmysql_release(d->backend, c);
 }
@@ -158,7 +182,7 @@ static enum dir_result dmysql_user(struct dir *d, const char *email, struct aren
 	enum dir_result r = dmysql_lookup(d, d->cfg->user_query, email, a, &res, &c);
 	if (r == DIR_TEMPFAIL)
 		return r;
-	MYSQL_ROW row = r == DIR_FOUND ? mysql_fetch_row(res) : NULL;
+	MYSQL_ROW row = r == DIR_FOUND && res ? mysql_fetch_row(res) : NULL;
 	if (row != NULL && mysql_num_fields(res) >= 3 && row[0] && row[1]) {
 		u->email = arena_strdup(a, row[0]);
 		u->password = arena_strdup(a, row[1]);
@@ -180,7 +204,7 @@ static enum dir_result dmysql_aliases(struct dir *d, const char *source, struct 
 	if (r == DIR_TEMPFAIL)
 		return r;
 	MYSQL_ROW row;
-	while ((row = mysql_fetch_row(res)) != NULL)
+	while (res && (row = mysql_fetch_row(res)) != NULL)
 		if (row[0])
 			dir_list_split(dests, row[0], a);
 	dmysql_done(d, res, c);

@@ -53,6 +53,9 @@ struct smtp_server {
 /* Takes over c: greets (after the TLS handshake for implicit TLS) and
  * serves commands until QUIT, an error limit, a timeout or the peer leaves. */
 void smtp_session_start(struct conn *c, const struct smtp_server *srv);
+/* Over a connection limit: "421 4.7.0" and close (RFC 5321 3.1). The
+ * connection was not counted (climit_admit said no). */
+void smtp_session_refuse(struct conn *c, const struct smtp_server *srv);
 
 /* --- pure command parsing (smtp_parse.c), exported for tests/fuzzing --- */
 

@@ -61,6 +61,7 @@ struct smtp_session {
 	char helo[SMTP_HELO_MAX + 1];
 	bool esmtp;
 	bool greeted;
+	bool counted;                   /* holds a climit slot */
 	int errors;
 	unsigned messages;              /* for queue ids */
 	struct smtp_txn txn;

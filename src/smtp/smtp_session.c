@@ -5,6 +5,7 @@
  * mail transaction commands answer 502 until the receive path lands. */
 #include "smtp_int.h"
 #include "core/arena.h"
+#include "core/climit.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -256,6 +257,8 @@ static size_t smtp_on_data(struct conn *c, const char *p, size_t len)
 static void smtp_on_closed(struct conn *c)
 {
 	struct smtp_session *s = c->proto;
+	if (s->counted)
+		climit_release(c->peer_ip);
 	if (s->txn.receiving)
 		log_info(c->sid, "event=lost_connection during=data qid=%s", s->txn.qid);
 	smtp_txn_reset(s);
@@ -271,13 +274,29 @@ static const struct conn_ops smtp_conn_ops = {
 	.closed = smtp_on_closed,
 };
 
-void smtp_session_start(struct conn *c, const struct smtp_server *srv)
+static struct smtp_session *smtp_session_new(struct conn *c, const struct smtp_server *srv)
 {
 	struct smtp_session *s = arena_alloc(c->arena, sizeof(*s));
 	s->conn = c;
 	s->srv = srv;
 	s->txn.spool.fd = -1;
 	smtp_auth_init(s);
+	return s;
+}
+
+void smtp_session_refuse(struct conn *c, const struct smtp_server *srv)
+{
+	struct smtp_session *s = smtp_session_new(c, srv);
+	s->greeted = true;      /* no greeting, even after implicit TLS */
+	conn_start(c, &smtp_conn_ops, s, srv->limits.line_max, 10., NULL, false);
+	smtp_reply(s, "421 4.7.0 %s Error: too many connections, try again later", srv->hostname);
+	conn_close(c);
+}
+
+void smtp_session_start(struct conn *c, const struct smtp_server *srv)
+{
+	struct smtp_session *s = smtp_session_new(c, srv);
+	s->counted = true;
 	log_info(c->sid, "event=connect proto=%s client=%s port=%d",
 		 srv->lmtp ? "lmtp" : "smtp", c->peer_ip, c->peer_port);
 	conn_start(c, &smtp_conn_ops, s, srv->limits.line_max,

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +19,28 @@
 #define MAILDIR_TMP_TAG "moonpost"
 
 static atomic_uint maildir_counter;
+
+/* Roots this process has already cleaned: tmp/ leftovers of a killed
+ * process are removed the first time a new process delivers there. */
+#define MAILDIR_CLEANED_MAX 4096
+static pthread_mutex_t maildir_cleaned_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t maildir_cleaned[MAILDIR_CLEANED_MAX];
+static size_t maildir_n_cleaned;
+
+static bool maildir_first_visit(const char *root)
+{
+	uint64_t h = 1469598103934665603ULL;   /* FNV-1a 64 */
+	for (const char *p = root; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	bool first = true;
+	pthread_mutex_lock(&maildir_cleaned_mu);
+	for (size_t i = 0; i < maildir_n_cleaned && first; i++)
+		first = maildir_cleaned[i] != h;
+	if (first)
+		maildir_cleaned[maildir_n_cleaned++ % MAILDIR_CLEANED_MAX] = h;
+	pthread_mutex_unlock(&maildir_cleaned_mu);
+	return first;
+}
 
 static int maildir_mkdir(const char *path)
 {
@@ -117,6 +140,8 @@ int maildir_deliver(const struct maildir_target *t, const struct spool *content,
 		 (int)getpid(), q, host);
 	char tmpbase[600];
 	snprintf(tmpbase, sizeof(tmpbase), "%s.%s.%d", base, MAILDIR_TMP_TAG, (int)getpid());
+	if (maildir_first_visit(t->root))
+		maildir_clean_tmp(t->root);
 	int fd = maildir_open_tmp(t->root, dir, tmpbase, tmp, sizeof(tmp));
 	if (fd < 0) {
 		snprintf(err, err_size, "create %s: %s", tmp, strerror(errno));

@@ -42,6 +42,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def sql_quote(value):
+    """A string as a MariaDB literal (default sql_mode: backslash escapes)."""
+    return "'%s'" % (str(value).replace("\\", "\\\\").replace("'", "''")
+                     .replace("\0", "\\0"))
+
+
 def _cleanup_all():
     for db in list(_live):
         db.cleanup()
@@ -160,6 +166,17 @@ class MariaDB:
                 pass
             self.proc.wait()
 
+    def pause(self):
+        """SIGSTOP the server: its port stays open (the kernel still accepts
+        into the backlog) but nothing answers, like a hung database host.
+        resume() undoes it; kill()/cleanup() work on a paused server."""
+        if self.running():
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        if self.running():
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def log_tail(self, n=40):
         try:
             with open(self.errlog, errors="replace") as f:
@@ -198,6 +215,28 @@ class MariaDB:
 
     def create_db(self, name):
         self.sql("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4;" % name)
+
+    def create_ispmail(self, db="mailserver", schema=None,
+                       user="mailserver", password="ro-secret",
+                       admin_user="mailadmin", admin_password="rw-secret"):
+        """The ISPmail database: schema loaded, a read-only user (SELECT,
+        what Postfix/Dovecot use) and an admin user (all privileges on the
+        database), both for TCP from 127.0.0.1.  Returns the settings as a
+        dict for moonpost's directory.mariadb config table."""
+        schema = schema or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "..", "..", "conf", "schema.sql")
+        self.create_db(db)
+        self.load_file(schema, db)
+        self.sql("CREATE USER IF NOT EXISTS %s@'127.0.0.1' IDENTIFIED BY %s;"
+                 "GRANT SELECT ON `%s`.* TO %s@'127.0.0.1';"
+                 "CREATE USER IF NOT EXISTS %s@'127.0.0.1' IDENTIFIED BY %s;"
+                 "GRANT ALL PRIVILEGES ON `%s`.* TO %s@'127.0.0.1';"
+                 % (sql_quote(user), sql_quote(password), db, sql_quote(user),
+                    sql_quote(admin_user), sql_quote(admin_password), db,
+                    sql_quote(admin_user)))
+        return {"host": self.host, "port": self.port, "socket": "",
+                "user": user, "password": password, "database": db,
+                "admin_user": admin_user, "admin_password": admin_password}
 
     def cleanup(self):
         """Kill the server and remove everything; safe to call twice."""
