@@ -167,7 +167,9 @@ void conn_starttls(struct conn *c)
 
 void conn_pause(struct conn *c)
 {
+	/* Our own slow work (a lookup, an fsync) is not client idleness. */
 	c->paused = true;
+	ev_timer_stop(c->loop, &c->idle);
 }
 
 void conn_resume(struct conn *c)
@@ -175,6 +177,7 @@ void conn_resume(struct conn *c)
 	if (!c->paused)
 		return;
 	c->paused = false;
+	ev_timer_again(c->loop, &c->idle);
 	/* Lines may already be buffered: run the pump from the loop, not from
 	 * inside the caller (no callback before returning). */
 	ev_feed_event(c->loop, &c->rio, EV_READ);

@@ -20,6 +20,7 @@ void smtp_txn_reset(struct smtp_session *s)
 	struct smtp_txn *t = &s->txn;
 	for (size_t i = 0; i < t->n_rcpts; i++)
 		arena_destroy(&t->rcpts[i].arena);
+	free(t->rcpts);
 	spool_free(&t->spool);
 	arena_destroy(&t->arena);
 	memset(t, 0, sizeof(*t));
@@ -35,6 +36,26 @@ static void smtp_txn_begin(struct smtp_session *s)
 	t->started_ms = util_now_ms();
 	spool_init(&t->spool, s->srv->spool_dir);
 	snprintf(t->qid, sizeof(t->qid), "%s%u", s->conn->sid, ++s->messages);
+}
+
+static bool smtp_has_8bit(struct str s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		if ((unsigned char)s.p[i] >= 0x80)
+			return true;
+	return false;
+}
+
+/* "Local@Example.ORG" -> "Local@example.org": domains are case-insensitive,
+ * local parts are not ours to change (RFC 5321 2.4). */
+static char *smtp_addr_norm(struct str a)
+{
+	char *s = xstrndup(a.p, a.len);
+	char *at = strrchr(s, '@');
+	for (char *p = at; p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	return s;
 }
 
 /* MAIL parameters (RFC 1870, 6152, 6531, 3461). 0, or -1 after replying. */
@@ -94,6 +115,12 @@ void smtp_cmd_mail(struct smtp_session *s, struct str args)
 	}
 	smtp_txn_begin(s);
 	if (smtp_mail_params(s, path.params) != 0) {
+		smtp_txn_reset(s);
+		smtp_error(s);
+		return;
+	}
+	if (smtp_has_8bit(path.addr) && !s->txn.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		smtp_txn_reset(s);
 		smtp_error(s);
 		return;
@@ -231,6 +258,11 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct str args)
 		smtp_error(s);
 		return;
 	}
+	if (smtp_has_8bit(path.addr) && !s->txn.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		smtp_error(s);
+		return;
+	}
 	if (s->txn.n_rcpts >= s->srv->limits.rcpt_max) {
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
@@ -242,8 +274,21 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct str args)
 	struct smtp_rcpt_job *j = xcalloc(1, sizeof(*j));
 	j->conn_id = s->conn->id;
 	j->dir = s->srv->dir;
-	j->addr = str_case_eq(path.addr, "postmaster") ? xstrdup(s->srv->postmaster)
-						       : xstrndup(path.addr.p, path.addr.len);
+	if (str_case_eq(path.addr, "postmaster")) {
+		/* RFC 5321 4.5.1: bare <postmaster> must work. */
+		const char *dot = strchr(s->srv->hostname, '.');
+		j->addr = s->srv->postmaster[0] ? xstrdup(s->srv->postmaster) :
+			  xstrdup(dot && strchr(dot + 1, '.') ? dot + 1 : s->srv->hostname);
+		if (!s->srv->postmaster[0]) {
+			char *domain = j->addr;
+			j->addr = xmalloc(strlen(domain) + 12);
+			memcpy(j->addr, "postmaster@", 11);
+			memcpy(j->addr + 11, domain, strlen(domain) + 1);
+			free(domain);
+		}
+	} else {
+		j->addr = smtp_addr_norm(path.addr);
+	}
 	j->postmaster = s->srv->postmaster;
 	j->size = s->txn.size_decl;
 	j->arena = arena_new();
@@ -330,6 +375,7 @@ static size_t smtp_bdat_data(struct smtp_session *s, const char *p, size_t len)
 	conn_set_raw(s->conn, false);
 	if (t->bdat_discard) {
 		/* The refusal was already sent by smtp_content_ready(). */
+		t->bdat_discard = false;
 		return take;
 	}
 	if (!t->bdat_last) {

@@ -173,16 +173,27 @@ class Site:
 
 # ---------------------------------------------------------------- checks --
 
-def stored_form(wire):
-    """What a Maildir file holds for DATA content as sent on the wire
-    (without the final ".CRLF"): CRLF -> LF, dot-stuffing removed.  Only for
-    content whose line ends are all CRLF."""
+def lf(content):
+    """What a Maildir file holds for a message a client submits as `content`
+    (CRLF lines; the client does the dot-stuffing): LF line ends, and a
+    final line end added when the content lacks one."""
+    if content and not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content.replace(b"\r\n", b"\n")
+
+
+def unstuff(wire):
+    """The stored form of a DATA body as sent on the wire (CRLF lines,
+    without the final ".CRLF"): CRLF -> LF and one leading dot removed."""
     if not wire:
         return b""
     if not wire.endswith(b"\r\n"):
         wire += b"\r\n"
     lines = wire[:-2].split(b"\r\n")
     return b"".join((ln[1:] if ln.startswith(b".") else ln) + b"\n" for ln in lines)
+
+
+stored_form = unstuff    # the name in the first version of this module
 
 
 def stuff(content):
@@ -203,7 +214,7 @@ def trace_re(sender, mailbox, helo, qid, rcpt=None, with_="ESMTP"):
             r"\t%s\n\Z" % (re.escape(sender), re.escape(mailbox), re.escape(helo),
                            re.escape(HOST), re.escape(with_), re.escape(qid or "?"),
                            r"\n\t\([^\n]+\)" if tls else "",
-                           r"\n\tfor <%s>" % re.escape(rcpt) if rcpt else "", DATE_RE))
+                           r"\n\tfor <(?i:%s)>" % re.escape(rcpt) if rcpt else "", DATE_RE))
 
 
 def check_stored(path, content, sender, mailbox, helo, qid, rcpt=None, with_="ESMTP",
