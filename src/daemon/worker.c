@@ -16,6 +16,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -86,6 +88,13 @@ static void worker_accept_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUS
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warn(NULL, "event=accept_failed error=\"%s\"", strerror(errno));
 			return;
+		}
+		/* Replies are complete lines written at once: Nagle would only
+		 * hold them back for the peer's delayed ACK (40 ms per round
+		 * trip in TLS handshakes and pipelined exchanges). */
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
 		struct conn *c = conn_new(loop, fd, (struct sockaddr *)&ss, sl);
 		const struct conf_smtp *lim = &worker.conf->smtp;
