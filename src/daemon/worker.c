@@ -9,6 +9,7 @@
 #include "dir/dir.h"
 #include "core/util.h"
 #include "smtp/smtp.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -172,6 +173,16 @@ static void worker_setup_listener(struct worker_listener *wl,
 	ev_io_start(worker.loop, &wl->io);
 }
 
+static void worker_sweep_tmp(void *tmpl)
+{
+	maildir_clean_all(tmpl);
+}
+
+static void worker_sweep_done(void *tmpl MP_UNUSED)
+{
+	log_info(NULL, "event=tmp_sweep status=done");
+}
+
 void worker_run(const struct conf *c, int id, int climit_region)
 {
 	log_init("worker");
@@ -198,6 +209,11 @@ void worker_run(const struct conf *c, int id, int climit_region)
 	ev_signal_start(worker.loop, &worker.sigterm);
 	ev_signal_start(worker.loop, &worker.sigint);
 	conn_set_free_hook(worker_check_drained);
+	/* After a crash, tmp/ files of dead processes are swept once, off the
+	 * loop (a large /var/vmail takes a while); slot 0 does it. */
+	if (id == 0 && c->directory.backend != DIRECTORY_NONE)
+		pool_submit(worker.io_pool, worker_sweep_tmp, worker_sweep_done,
+			    (void *)c->directory.maildir);
 	log_info(NULL, "event=worker_ready slot=%d listeners=%zu uid=%d", id, worker.nls,
 		 (int)getuid());
 	ev_run(worker.loop, 0);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -238,7 +239,10 @@ int64_t maildir_usage(const char *root)
  * the Maildir age limit. */
 static bool maildir_tmp_stale(int dfd, const char *name, time_t now)
 {
-	const char *tag = strstr(name, "." MAILDIR_TMP_TAG ".");
+	/* The tag is the last ".moonpost." (the host part may contain one). */
+	const char *tag = NULL;
+	for (const char *p = name; (p = strstr(p, "." MAILDIR_TMP_TAG ".")) != NULL; p++)
+		tag = p;
 	if (tag) {
 		long pid = strtol(tag + strlen(MAILDIR_TMP_TAG) + 2, NULL, 10);
 		if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
@@ -269,4 +273,26 @@ void maildir_clean_tmp(const char *root)
 {
 	int64_t unused = 0;
 	maildir_each_folder(root, maildir_folder_clean, NULL, &unused);
+}
+
+void maildir_clean_all(const char *tmpl)
+{
+	/* "/var/vmail/%d/%n/Maildir" -> glob "/var/vmail/ * / * /Maildir". */
+	char pattern[4096];
+	size_t o = 0;
+	for (const char *p = tmpl; *p && o + 2 < sizeof(pattern); p++) {
+		if (p[0] == '%' && p[1] && strchr("sudn", p[1])) {
+			pattern[o++] = '*';
+			p++;
+		} else {
+			pattern[o++] = *p;
+		}
+	}
+	pattern[o] = '\0';
+	glob_t g;
+	if (glob(pattern, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		maildir_clean_tmp(g.gl_pathv[i]);
+	globfree(&g);
 }

@@ -61,5 +61,7 @@ int64_t maildir_usage(const char *root);
 /* Removes files in tmp/ of root (and its folders) left by dead processes
  * of ours or older than 36 hours (the Maildir convention). */
 void maildir_clean_tmp(const char *root);
+/* The same for every Maildir the path template (%d %n %u) can name. */
+void maildir_clean_all(const char *tmpl);
 
 #endif
