@@ -482,6 +482,20 @@ size_t conn_count(void)
 	return conn_n;
 }
 
+void conn_drain_all(void)
+{
+	struct conn *c = conn_list;
+	while (c) {
+		/* Pumping may free c: take the next one first. */
+		struct conn *next = c->next;
+		if (c->ops && c->ops->drain && !c->closing && !c->dead) {
+			c->ops->drain(c);
+			conn_pump(c);
+		}
+		c = next;
+	}
+}
+
 void conn_abort_all(void)
 {
 	while (conn_list) {

@@ -47,6 +47,9 @@ struct conn_ops {
 	void (*timeout)(struct conn *c);
 	/* The connection is going away: release protocol state. */
 	void (*closed)(struct conn *c);
+	/* The server is stopping: finish now if nothing is in flight (may be
+	 * NULL: then the session runs until it ends or the deadline). */
+	void (*drain)(struct conn *c);
 };
 
 struct conn {
@@ -106,6 +109,8 @@ void conn_set_raw(struct conn *c, bool raw);
 
 /* Per-process registry, for draining and limits. */
 size_t conn_count(void);
+/* Asks every connection to finish (ops->drain). */
+void conn_drain_all(void);
 /* Closes every connection at once (drain deadline passed). */
 void conn_abort_all(void);
 /* Called each time a connection is freed (may be NULL). */

@@ -94,7 +94,7 @@ static void parent_retire_generation(struct parent *p, uint64_t deadline_ms)
 		pid_t pid = p->slots[i].pid;
 		if (pid <= 0)
 			continue;
-		kill(pid, SIGTERM);
+		kill(pid, SIGUSR1);     /* retire: sessions run on, no 421 */
 		if (p->nold < OLD_MAX)
 			p->old[p->nold++] = (struct old_worker){ pid, p->slots[i].region, deadline_ms };
 		else

@@ -42,7 +42,7 @@ struct worker {
 	struct pool *pool;
 	struct pool *io_pool;
 	char *spool_dir;
-	ev_signal sigterm, sigint;
+	ev_signal sigterm, sigint, sigusr1;
 	ev_timer deadline;
 	bool draining;
 };
@@ -118,7 +118,9 @@ static void worker_drain_deadline_cb(struct ev_loop *loop, ev_timer *w MP_UNUSED
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static void worker_drain(struct ev_loop *loop)
+/* shutdown: the server stops (SIGTERM) - idle sessions are told 421 now;
+ * otherwise a reload retires this generation and sessions just run on. */
+static void worker_drain(struct ev_loop *loop, bool shutdown)
 {
 	if (worker.draining)
 		return;
@@ -127,17 +129,19 @@ static void worker_drain(struct ev_loop *loop)
 		ev_io_stop(loop, &worker.ls[i].io);
 		close(worker.ls[i].io.fd);
 	}
-	log_info(NULL, "event=drain open_connections=%zu", conn_count());
+	log_info(NULL, "event=drain reason=%s open_connections=%zu",
+		 shutdown ? "shutdown" : "reload", conn_count());
+	if (shutdown)
+		conn_drain_all();
 	ev_timer_init(&worker.deadline, worker_drain_deadline_cb,
 		      (double)worker.conf->shutdown_timeout, 0.);
 	ev_timer_start(loop, &worker.deadline);
 	worker_check_drained();
 }
 
-static void worker_signal_cb(struct ev_loop *loop, ev_signal *w MP_UNUSED,
-			     int revents MP_UNUSED)
+static void worker_signal_cb(struct ev_loop *loop, ev_signal *w, int revents MP_UNUSED)
 {
-	worker_drain(loop);
+	worker_drain(loop, w->signum != SIGUSR1);
 }
 
 static void worker_setup_listener(struct worker_listener *wl,
@@ -208,6 +212,8 @@ void worker_run(const struct conf *c, int id, int climit_region)
 	ev_signal_init(&worker.sigint, worker_signal_cb, SIGINT);
 	ev_signal_start(worker.loop, &worker.sigterm);
 	ev_signal_start(worker.loop, &worker.sigint);
+	ev_signal_init(&worker.sigusr1, worker_signal_cb, SIGUSR1);
+	ev_signal_start(worker.loop, &worker.sigusr1);
 	conn_set_free_hook(worker_check_drained);
 	/* After a crash, tmp/ files of dead processes are swept once, off the
 	 * loop (a large /var/vmail takes a while); slot 0 does it. */

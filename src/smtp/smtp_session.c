@@ -249,6 +249,17 @@ static void smtp_on_timeout(struct conn *c)
 	conn_close(c);
 }
 
+/* RFC 5321 3.8: a server shutting down may send 421 between commands;
+ * a session in the middle of a transaction is let finish. */
+static void smtp_on_drain(struct conn *c)
+{
+	struct smtp_session *s = c->proto;
+	if (s->txn.active || c->paused || s->auth_step != SMTP_AUTH_NONE)
+		return;
+	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->srv->hostname);
+	conn_close(c);
+}
+
 static size_t smtp_on_data(struct conn *c, const char *p, size_t len)
 {
 	return smtp_txn_data(c->proto, p, len);
@@ -272,6 +283,7 @@ static const struct conn_ops smtp_conn_ops = {
 	.tls_ready = smtp_on_tls_ready,
 	.timeout = smtp_on_timeout,
 	.closed = smtp_on_closed,
+	.drain = smtp_on_drain,
 };
 
 static struct smtp_session *smtp_session_new(struct conn *c, const struct smtp_server *srv)
