@@ -290,8 +290,8 @@ void mime_addr_parse(struct arena *a, struct str value, struct mime_addr_list *r
 			bare_addr(&ap, ad, i, e);
 		if (bad)
 			ad->flags |= MIME_ADDR_BAD_SYNTAX;
-		if (ad->local.len == 0 && ad->domain.len == 0 && ad->name.len == 0 &&
-		    ad->raw.len > 0 && ad->raw.p[0] == '(') {
+		if (ad->local.len == 0 && ad->domain.len == 0 && ad->raw.len > 0 &&
+		    ad->raw.p[0] == '(' && memchr(ad->raw.p, '<', ad->raw.len) == NULL) {
 			r->count--;    /* a lone comment is not an address */
 			i = e;
 			continue;

@@ -96,7 +96,12 @@ bool mime_utf8_valid(const char *p, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		if (u[i] < 0x80) {
-			i++;
+			/* ASCII runs eight bytes at a time. */
+			uint64_t w;
+			while (i + 8 <= len && (memcpy(&w, u + i, 8), (w & 0x8080808080808080ull) == 0))
+				i += 8;
+			while (i < len && u[i] < 0x80)
+				i++;
 			continue;
 		}
 		size_t n = utf8_seq(u + i, len - i);

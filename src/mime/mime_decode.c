@@ -197,9 +197,13 @@ void mime_part_text(struct arena *a, const struct mime_message *m, const struct 
 		    struct mime_text *r)
 {
 	unsigned flags = 0;
+	bool html = mime_part_is_type(p, "text", "html");
 	struct str body = mime_part_decode(a, m, p, &flags);
-	struct str utf8 = mime_charset_to_utf8(a, p->charset, body, &flags);
-	if (mime_part_is_type(p, "text", "html")) {
+	struct str charset = p->charset;
+	if (html && charset.len == 0)
+		charset = mime_html_meta_charset(body);
+	struct str utf8 = mime_charset_to_utf8(a, charset, body, &flags);
+	if (html) {
 		mime_html_to_text(a, utf8, r);
 	} else {
 		*r = (struct mime_text){ .text = crlf_to_lf(a, utf8) };

@@ -143,31 +143,41 @@ struct str mime_header_unfold(struct arena *a, struct str raw)
 	return mime_trim_lwsp((struct str){ w, n });
 }
 
+/* Fields are collected on the stack and copied to the arena at their exact
+ * count (most part headers have two or three); only blocks with more than
+ * HDR_STACK fields grow in the arena. */
+#define HDR_STACK 48
+
 void mime_headers_parse(struct arena *a, const char *p, size_t start, size_t end,
 			const struct mime_limits *lim, struct mime_headers *r)
 {
 	struct mime_header_iter it;
+	struct mime_header stack[HDR_STACK], *v = stack, h;
+	size_t cap = HDR_STACK, n = 0;
 	mime_header_iter_init(&it, p, start, end, lim);
 	*r = (struct mime_headers){ .offset = start };
-	size_t cap = 0;
-	struct mime_header h;
 	while (mime_header_next(&it, &h)) {
 		r->flags |= h.flags;
-		if (r->count >= it.lim->header_count_max) {
+		if (n >= it.lim->header_count_max) {
 			r->flags |= MIME_HDRS_TOO_MANY;
 			continue;
 		}
-		if (r->count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct mime_header *v = arena_alloc(a, ncap * sizeof(*v));
-			if (r->count > 0)
-				memcpy(v, r->v, r->count * sizeof(*v));
-			r->v = v;
-			cap = ncap;
+		if (n == cap) {
+			struct mime_header *nv = arena_alloc(a, 2 * cap * sizeof(*nv));
+			memcpy(nv, v, n * sizeof(*nv));
+			v = nv;
+			cap *= 2;
 		}
 		h.value = mime_header_unfold(a, h.raw);
-		r->v[r->count++] = h;
+		v[n++] = h;
 	}
+	if (v == stack && n > 0) {
+		r->v = arena_alloc(a, n * sizeof(*v));
+		memcpy(r->v, stack, n * sizeof(*v));
+	} else {
+		r->v = v;
+	}
+	r->count = n;
 	r->flags |= it.flags;
 	r->body_offset = it.body_offset;
 	r->size = it.body_offset - start;

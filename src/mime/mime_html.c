@@ -73,9 +73,11 @@ static size_t entity(const char *p, size_t len, size_t i, uint32_t *cp)
 	return 0;
 }
 
-static void emit_space_if_pending(struct html *h)
+static inline void emit_space_if_pending(struct html *h)
 {
-	if (h->space && h->o.len > 0 && h->o.p[h->o.len - 1] != '\n' && h->o.p[h->o.len - 1] != ' ')
+	if (!h->space)
+		return;
+	if (h->o.len > 0 && h->o.p[h->o.len - 1] != '\n' && h->o.p[h->o.len - 1] != ' ')
 		mime_out_byte(&h->o, ' ');
 	h->space = false;
 }
@@ -203,7 +205,7 @@ static struct str attributes(struct html *h)
 				h->i++;
 			v = (struct str){ p + s, h->i - s };
 		}
-		if (href.p == NULL && mime_case_eq(name.p, name.len, "href"))
+		if (href.p == NULL && name.len == 4 && mime_case_eq(name.p, name.len, "href"))
 			href = v;
 	}
 	if (h->i < h->len)
@@ -211,19 +213,36 @@ static struct str attributes(struct html *h)
 	return href;
 }
 
-static bool name_in(struct str n, const char *const *list, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		if (mime_case_eq(n.p, n.len, list[i]))
-			return true;
-	return false;
-}
+enum tag_kind { TAG_OTHER, TAG_BLOCK, TAG_BR, TAG_CELL, TAG_ANCHOR, TAG_SCRIPT, TAG_STYLE };
 
-static const char *const block_tags[] = {
-	"p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-	"blockquote", "pre", "hr", "title", "dt", "dd", "section", "article", "header",
-	"footer", "form", "dl", "center", "address", "nav", "aside", "main", "tbody",
+static const struct { const char *name; enum tag_kind kind; } tag_kinds[] = {
+	{ "p", TAG_BLOCK }, { "div", TAG_BLOCK }, { "tr", TAG_BLOCK }, { "li", TAG_BLOCK },
+	{ "h1", TAG_BLOCK }, { "h2", TAG_BLOCK }, { "h3", TAG_BLOCK }, { "h4", TAG_BLOCK },
+	{ "h5", TAG_BLOCK }, { "h6", TAG_BLOCK }, { "table", TAG_BLOCK }, { "ul", TAG_BLOCK },
+	{ "ol", TAG_BLOCK }, { "blockquote", TAG_BLOCK }, { "pre", TAG_BLOCK }, { "hr", TAG_BLOCK },
+	{ "title", TAG_BLOCK }, { "dt", TAG_BLOCK }, { "dd", TAG_BLOCK }, { "section", TAG_BLOCK },
+	{ "article", TAG_BLOCK }, { "header", TAG_BLOCK }, { "footer", TAG_BLOCK },
+	{ "form", TAG_BLOCK }, { "dl", TAG_BLOCK }, { "center", TAG_BLOCK },
+	{ "address", TAG_BLOCK }, { "nav", TAG_BLOCK }, { "aside", TAG_BLOCK },
+	{ "main", TAG_BLOCK }, { "tbody", TAG_BLOCK }, { "br", TAG_BR }, { "td", TAG_CELL },
+	{ "th", TAG_CELL }, { "a", TAG_ANCHOR }, { "area", TAG_ANCHOR },
+	{ "script", TAG_SCRIPT }, { "style", TAG_STYLE },
 };
+
+/* Tag names are short: lower-case into a small buffer, then compare. */
+static enum tag_kind tag_kind(struct str n)
+{
+	char lc[12];
+	if (n.len == 0 || n.len >= sizeof(lc))
+		return TAG_OTHER;
+	for (size_t i = 0; i < n.len; i++)
+		lc[i] = (char)mime_lower((unsigned char)n.p[i]);
+	lc[n.len] = '\0';
+	for (size_t i = 0; i < sizeof(tag_kinds) / sizeof(tag_kinds[0]); i++)
+		if (tag_kinds[i].name[0] == lc[0] && strcmp(tag_kinds[i].name, lc) == 0)
+			return tag_kinds[i].kind;
+	return TAG_OTHER;
+}
 
 static void tag(struct html *h)
 {
@@ -247,22 +266,30 @@ static void tag(struct html *h)
 	struct str name = { p + s, k - s };
 	h->i = k;
 	struct str href = attributes(h);
-	if (!close && (mime_case_eq(name.p, name.len, "script") ||
-		       mime_case_eq(name.p, name.len, "style"))) {
-		skip_raw_text(h, name.len == 6 ? "script" : "style");
-		return;
-	}
-	bool anchor = mime_case_eq(name.p, name.len, "a") || mime_case_eq(name.p, name.len, "area");
-	if (anchor && close)
-		link_close(h);
-	else if (anchor && href.p != NULL)
-		link_open(h, href);
-	else if (mime_case_eq(name.p, name.len, "br"))
+	switch (tag_kind(name)) {
+	case TAG_SCRIPT:
+	case TAG_STYLE:
+		if (!close)
+			skip_raw_text(h, name.len == 6 ? "script" : "style");
+		break;
+	case TAG_ANCHOR:
+		if (close)
+			link_close(h);
+		else if (href.p != NULL)
+			link_open(h, href);
+		break;
+	case TAG_BR:
 		emit_newline(h, true);
-	else if (name_in(name, block_tags, sizeof(block_tags) / sizeof(block_tags[0])))
+		break;
+	case TAG_BLOCK:
 		emit_newline(h, false);
-	else if (mime_case_eq(name.p, name.len, "td") || mime_case_eq(name.p, name.len, "th"))
+		break;
+	case TAG_CELL:
 		h->space = true;
+		break;
+	case TAG_OTHER:
+		break;
+	}
 }
 
 static void text_byte(struct html *h, char c)
@@ -273,6 +300,35 @@ static void text_byte(struct html *h, char c)
 	}
 	emit_space_if_pending(h);
 	mime_out_byte(&h->o, c);
+}
+
+/* HTML 5 4.2.5.5: <meta charset=X> or http-equiv content "...; charset=X",
+ * looked for (case-insensitively) in the first 1024 bytes only. */
+struct str mime_html_meta_charset(struct str html)
+{
+	size_t n = html.len < 1024 ? html.len : 1024;
+	for (size_t i = 0; i + 8 < n; i++) {
+		if (mime_lower((unsigned char)html.p[i]) != 'c' || !mime_case_eq(html.p + i, 7, "charset"))
+			continue;
+		size_t k = i + 7;
+		while (k < n && mime_is_lwsp((unsigned char)html.p[k]))
+			k++;
+		if (k >= n || html.p[k] != '=')
+			continue;
+		k++;
+		while (k < n && (mime_is_lwsp((unsigned char)html.p[k]) || html.p[k] == '"' ||
+				 html.p[k] == '\''))
+			k++;
+		size_t s = k;
+		while (k < n && (mime_hex((unsigned char)html.p[k]) >= 0 ||
+				 (html.p[k] >= 'g' && html.p[k] <= 'z') ||
+				 (html.p[k] >= 'G' && html.p[k] <= 'Z') || html.p[k] == '-' ||
+				 html.p[k] == '_' || html.p[k] == '.' || html.p[k] == ':'))
+			k++;
+		if (k > s)
+			return (struct str){ html.p + s, k - s };
+	}
+	return (struct str){ html.p, 0 };
 }
 
 void mime_html_to_text(struct arena *a, struct str html, struct mime_text *r)

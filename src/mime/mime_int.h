@@ -69,6 +69,9 @@ void mime_count_lines(const char *p, size_t len, size_t *lines_r, size_t *crlf_r
 /* Unquotes a quoted-string body (backslash pairs) into the arena. */
 struct str mime_unquote(struct arena *a, const char *p, size_t len);
 
+/* The charset an HTML document declares in a <meta>, or an empty str. */
+struct str mime_html_meta_charset(struct str html);
+
 /* UTF-8 validation with repair: appends p with invalid sequences as U+FFFD;
  * returns true when some were replaced. */
 bool mime_utf8_repair(struct mime_out *o, const char *p, size_t len);

@@ -138,16 +138,21 @@ void mime_skip_cfws(const char *p, size_t len, size_t *i, struct str *comment_r)
 
 void mime_count_lines(const char *p, size_t len, size_t *lines_r, size_t *crlf_r)
 {
-	size_t lines = 0, crlf = 0;
-	const char *end = p + len, *q = p;
-	while (q < end) {
-		const char *nl = memchr(q, '\n', (size_t)(end - q));
-		if (nl == NULL)
-			break;
-		lines++;
-		if (nl > p && nl[-1] == '\r')
+	size_t crlf = 0;
+	const char *end = p + len, *q = memchr(p, '\r', len);
+	/* Stored mail has LF ends: the CRLF count is only needed when a CR is
+	 * there at all. */
+	while (q != NULL && q + 1 < end) {
+		if (q[1] == '\n')
 			crlf++;
-		q = nl + 1;
+		q = memchr(q + 1, '\r', (size_t)(end - q - 1));
+	}
+	size_t lines = 0;
+	for (q = p; q < end; lines++) {
+		q = memchr(q, '\n', (size_t)(end - q));
+		if (q == NULL)
+			break;
+		q++;
 	}
 	*lines_r = lines;
 	*crlf_r = crlf;

@@ -1,4 +1,4 @@
-/* mime_rfc2047.c - RFC 2047 encoded-words in header values to UTF-8.
+/* mime_2047.c - RFC 2047 encoded-words in header values to UTF-8.
  * encoded-word = "=?" charset ["*" lang (RFC 2231 5)] "?" B/Q "?" text "?=" */
 #include "mime_int.h"
 
@@ -9,9 +9,30 @@ struct word {
 	size_t end;           /* offset after "?=" */
 };
 
+/* Where the encoded text starting at t ends: the '?' of the first "?=", or
+ * the first whitespace, or the end. The last answer is cached: a later
+ * start inside the scanned range has the same answer, which keeps inputs
+ * like "=?a?q?x=?a?q?x..." linear instead of quadratic. */
+struct scan {
+	size_t from, end;
+	bool valid;
+};
+
+static size_t text_end(struct str in, size_t t, struct scan *sc)
+{
+	if (sc->valid && t >= sc->from && t <= sc->end)
+		return sc->end;
+	size_t i = t;
+	while (i < in.len && !mime_is_lwsp((unsigned char)in.p[i]) &&
+	       !(in.p[i] == '?' && i + 1 < in.len && in.p[i + 1] == '='))
+		i++;
+	*sc = (struct scan){ .from = t, .end = i, .valid = true };
+	return i;
+}
+
 /* Parses the encoded-word starting at in[pos] ("=?"); false if it is not one.
  * No whitespace is allowed anywhere inside (RFC 2047 5). */
-static bool word_parse(struct str in, size_t pos, struct word *w)
+static bool word_parse(struct str in, size_t pos, struct word *w, struct scan *sc)
 {
 	const char *p = in.p;
 	size_t i = pos + 2, cs = i;
@@ -29,16 +50,12 @@ static bool word_parse(struct str in, size_t pos, struct word *w)
 	if (w->enc != 'b' && w->enc != 'q')
 		return false;
 	size_t t = i + 3;
-	for (i = t; i + 1 < in.len; i++) {
-		if (mime_is_lwsp((unsigned char)p[i]))
-			return false;
-		if (p[i] == '?' && p[i + 1] == '=') {
-			w->text = (struct str){ p + t, i - t };
-			w->end = i + 2;
-			return true;
-		}
-	}
-	return false;
+	size_t e = text_end(in, t, sc);
+	if (e + 1 >= in.len || p[e] != '?')
+		return false;
+	w->text = (struct str){ p + t, e - t };
+	w->end = e + 2;
+	return true;
 }
 
 struct decoder {
@@ -87,6 +104,7 @@ struct str mime_2047_decode(struct arena *a, struct str in, unsigned *flags_r)
 	if (hit == NULL)
 		return in;
 	struct decoder d = { .a = a };
+	struct scan sc = { .valid = false };
 	mime_out_init(&d.out, a, in.len + 16);
 	mime_out_init(&d.pend, a, in.len + 4);
 	size_t text = 0;          /* start of literal text not yet emitted */
@@ -94,7 +112,7 @@ struct str mime_2047_decode(struct arena *a, struct str in, unsigned *flags_r)
 	while (hit != NULL) {
 		size_t pos = (size_t)(hit - in.p);
 		struct word w;
-		if (!word_parse(in, pos, &w)) {
+		if (!word_parse(in, pos, &w, &sc)) {
 			d.flags |= MIME_DEC_BAD_2047;
 			hit = pos + 2 < in.len ? memmem(hit + 1, in.len - pos - 1, "=?", 2) : NULL;
 			continue;

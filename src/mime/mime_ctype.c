@@ -1,4 +1,4 @@
-/* mime_param.c - Content-Type (RFC 2045 5.1) and Content-Disposition
+/* mime_ctype.c - Content-Type (RFC 2045 5.1) and Content-Disposition
  * (RFC 2183) values with their parameters, including RFC 2231 continuations,
  * charsets and %-encoding, and the RFC 2047 words MUAs put in filenames. */
 #include "mime_int.h"
