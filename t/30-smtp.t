@@ -306,12 +306,14 @@ with tap.section("main daemon"):
                 tap.like(c.reply().text, r"^421 4\.7\.0", "6th connection from one IP: 421 4.7.0")
                 tap.ok(c.wait_eof(), "and the server closes it")
                 c.close()
-                others = []
+                # One at a time: two workers admitting at the same instant may
+                # both see 7 of 8 (the limit is approximate by design).
+                others, first = [], []
                 for i in range(4):
                     s = socket.create_connection(("127.0.0.1", smtp_port), timeout=10,
                                                  source_address=("127.0.0.%d" % (2 + i), 0))
                     others.append(s)
-                first = [s.recv(512).decode(errors="replace") for s in others]
+                    first.append(s.recv(512).decode(errors="replace"))
                 tap.ok(all(f.startswith("220") for f in first[:3]),
                        "other IPs still admitted up to the total (8)", repr(first))
                 tap.like(first[3], r"^421 4\.7\.0", "9th connection overall: 421 4.7.0 (connections_max 8)")
