@@ -76,28 +76,29 @@ const char *dir_backend_name(const struct dir *d)
 
 /* --- cached primitives --- */
 
+/* "kind:key", lower-cased: lookups are case-insensitive. */
+static char *dir_cache_key(char kind, const char *key, struct arena *a)
+{
+	char *k = arena_printf(a, "%c:%s", kind, key);
+	for (char *p = k; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	return k;
+}
+
 static enum dir_result dir_cached(struct dir *d, char kind, const char *key,
 				  struct arena *a, const char **v, size_t *len)
 {
 	if (d->cache == NULL)
 		return DIR_TEMPFAIL;
-	char *k = arena_printf(a, "%c:%s", kind, key);
-	for (char *p = k; *p; p++)      /* lookups are case-insensitive */
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + 32);
-	return dir_cache_get(d->cache, k, a, v, len);
+	return dir_cache_get(d->cache, dir_cache_key(kind, key, a), a, v, len);
 }
 
 static void dir_cache_store(struct dir *d, char kind, const char *key,
 			    enum dir_result r, const char *v, size_t len, struct arena *a)
 {
-	if (d->cache == NULL)
-		return;
-	char *k = arena_printf(a, "%c:%s", kind, key);
-	for (char *p = k; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + 32);
-	dir_cache_put(d->cache, k, r, v, len);
+	if (d->cache != NULL)
+		dir_cache_put(d->cache, dir_cache_key(kind, key, a), r, v, len);
 }
 
 enum dir_result dir_p_domain_c(struct dir *d, const char *domain, struct arena *a)
