@@ -114,7 +114,3 @@ void arena_cleanup(struct arena *a, arena_cleanup_fn *fn, void *ctx)
 	a->hooks = h;
 }
 
-size_t arena_used(const struct arena *a)
-{
-	return a->total;
-}

@@ -25,7 +25,4 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
 typedef void arena_cleanup_fn(void *ctx);
 void arena_cleanup(struct arena *a, arena_cleanup_fn *fn, void *ctx);
 
-/* Bytes handed out so far (for limits and metrics). */
-size_t arena_used(const struct arena *a);
-
 #endif

@@ -11,10 +11,6 @@ struct str str_from_cstr(const char *s)
 	return (struct str){ s, s ? strlen(s) : 0 };
 }
 
-bool str_eq(struct str a, struct str b)
-{
-	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
 
 static int ascii_lower(int c)
 {

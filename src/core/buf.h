@@ -21,7 +21,6 @@ struct str {
 #define STR_FMT(s) (int)(s).len, (s).p   /* for "%.*s" */
 
 struct str str_from_cstr(const char *s);
-bool str_eq(struct str a, struct str b);
 /* ASCII case-insensitive comparison, as SMTP and IMAP keywords require. */
 bool str_case_eq(struct str a, const char *lit);
 bool str_case_prefix(struct str a, const char *lit);

@@ -300,7 +300,3 @@ int conf_locs_line(const struct conf_locs *l, const char *path)
 	}
 }
 
-size_t conf_locs_count(const struct conf_locs *l)
-{
-	return l->n;
-}

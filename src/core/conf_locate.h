@@ -22,6 +22,5 @@ void conf_locs_free(struct conf_locs **lp);
 /* Line of path, or of its nearest recorded ancestor; 0 if none. When a key
  * is written twice, the last one wins, as it does in Lua. */
 int conf_locs_line(const struct conf_locs *l, const char *path);
-size_t conf_locs_count(const struct conf_locs *l);
 
 #endif

@@ -22,7 +22,6 @@ struct pool {
 	struct pool_job *finished;   /* LIFO; order does not matter */
 	pthread_t *threads;
 	int n_threads;
-	unsigned pending;            /* loop thread only */
 	bool stopping;
 };
 
@@ -59,7 +58,6 @@ static void pool_wake_cb(struct ev_loop *loop MP_UNUSED, ev_async *w, int revent
 	pthread_mutex_unlock(&p->mu);
 	while (j) {
 		struct pool_job *next = j->next;
-		p->pending--;
 		j->done(j->arg);
 		free(j);
 		j = next;
@@ -95,7 +93,6 @@ void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
-	p->pending++;
 	pthread_mutex_lock(&p->mu);
 	*p->todo_tail = j;
 	p->todo_tail = &j->next;
@@ -103,10 +100,6 @@ void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg)
 	pthread_mutex_unlock(&p->mu);
 }
 
-unsigned pool_pending(const struct pool *p)
-{
-	return p->pending;
-}
 
 void pool_free(struct pool **pp)
 {

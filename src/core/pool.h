@@ -18,8 +18,6 @@ typedef void pool_fn(void *arg);
  * owns loop. */
 struct pool *pool_new(struct ev_loop *loop, int threads);
 void pool_submit(struct pool *p, pool_fn *work, pool_fn *done, void *arg);
-/* Jobs queued or running. */
-unsigned pool_pending(const struct pool *p);
 /* Finishes every queued job (calling done), joins the threads, frees *pp. */
 void pool_free(struct pool **pp);
 
