@@ -2,6 +2,7 @@
 # Debian 12 machine: they install what they need first (tools/deps.sh).
 
 BUILD   ?= build
+PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := luajit openssl libmariadb libpcre2-8 libcrypt libargon2
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
@@ -9,10 +10,10 @@ OPT     ?= -O2 -g
 ifeq ($(SAN),1)
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -Isrc $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -Isrc -DMP_DATADIR='"$(PREFIX)/share/moonpost"' -DMP_SRCDIR='"$(CURDIR)"' $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lev -lm -lpthread $(LDLIBS)
 
-LIB_SRC := $(wildcard src/core/*.c src/smtp/*.c src/dir/*.c src/store/*.c src/mime/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/smtp/*.c src/dir/*.c src/store/*.c src/mime/*.c src/lua/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 D_SRC   := $(wildcard src/daemon/*.c)
 D_OBJ   := $(D_SRC:%.c=$(BUILD)/%.o)
@@ -24,7 +25,6 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-PREFIX  ?= /usr/local
 PROVE   := prove --exec '' --timer
 
 .PHONY: all deps deps-test build-all run test test-unit test-asan asan install clean fuzz bench
@@ -102,6 +102,10 @@ install: all
 	install -D -m 0755 $(BUILD)/moonpost $(DESTDIR)$(PREFIX)/bin/moonpost
 	test -e $(DESTDIR)/etc/moonpost/moonpost.conf || \
 		install -D -m 0640 conf/moonpost.conf $(DESTDIR)/etc/moonpost/moonpost.conf
+	mkdir -p $(DESTDIR)$(PREFIX)/share/moonpost $(DESTDIR)/etc/moonpost
+	cp -r lua $(DESTDIR)$(PREFIX)/share/moonpost/
+	test -e $(DESTDIR)/etc/moonpost/rules || cp -r rules $(DESTDIR)/etc/moonpost/
+	test -e $(DESTDIR)/etc/moonpost/policies || cp -r policies $(DESTDIR)/etc/moonpost/
 	install -D -m 0644 conf/moonpostd.service $(DESTDIR)/etc/systemd/system/moonpostd.service
 
 clean:

@@ -37,5 +37,7 @@ int cli_cmd_user(struct cli *cli, int argc, char **argv);
 int cli_cmd_alias(struct cli *cli, int argc, char **argv);
 int cli_cmd_pw(struct cli *cli, int argc, char **argv);
 int cli_cmd_lookup(struct cli *cli, int argc, char **argv);
+int cli_cmd_rules(struct cli *cli, int argc, char **argv);
+int cli_cmd_status(struct cli *cli, int argc, char **argv);
 
 #endif

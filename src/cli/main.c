@@ -22,6 +22,8 @@ static void usage(FILE *f)
 		"  alias add|del SOURCE DEST | alias list [DOMAIN]\n"
 		"  pw hash [-s SCHEME] | pw verify HASH     (password on stdin or prompted)\n"
 		"  lookup ADDRESS                           (exit 0 found, 1 unknown, 75 tempfail)\n"
+		"  rules test FILE... [--from A] [--rcpt B] [--ip X] [--helo H] [--json]\n"
+		"  status                                   (scripts loaded by the running workers)\n"
 		"CONF defaults to $MOONPOST_CONF or " DEFAULT_CONF ". COMMAND --help for details.\n");
 }
 
@@ -126,6 +128,8 @@ static const struct {
 	{ "alias", cli_cmd_alias },
 	{ "pw", cli_cmd_pw },
 	{ "lookup", cli_cmd_lookup },
+	{ "rules", cli_cmd_rules },
+	{ "status", cli_cmd_status },
 };
 
 int main(int argc, char **argv)

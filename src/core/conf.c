@@ -147,6 +147,33 @@ static const struct conf_field directory_fields[] = {
 	{ .name = NULL },
 };
 
+static const struct conf_field lua_action_fields[] = {
+	{ .name = "reject", .type = CT_NUMBER, .offset = F(conf_lua_actions, reject),
+	  .min = 0, .max = 1000, .def_num = 15 },
+	{ .name = "add_header", .type = CT_NUMBER, .offset = F(conf_lua_actions, add_header),
+	  .min = 0, .max = 1000, .def_num = 6 },
+	{ .name = "soft_reject", .type = CT_NUMBER, .offset = F(conf_lua_actions, soft_reject),
+	  .min = 0, .max = 1000, .def_num = 0 },
+	{ .name = NULL },
+};
+
+static const struct conf_field lua_fields[] = {
+	{ .name = "lib_dir", .type = CT_STRING, .offset = F(conf_lua, lib_dir) },
+	{ .name = "rules_dir", .type = CT_STRING, .offset = F(conf_lua, rules_dir),
+	  .def_str = "/etc/moonpost/rules" },
+	{ .name = "policies_dir", .type = CT_STRING, .offset = F(conf_lua, policies_dir),
+	  .def_str = "/etc/moonpost/policies" },
+	{ .name = "budget", .type = CT_NUMBER, .offset = F(conf_lua, budget),
+	  .min = 0, .max = 60, .def_num = 0.5 },
+	{ .name = "load_budget", .type = CT_NUMBER, .offset = F(conf_lua, load_budget),
+	  .min = 0, .max = 600, .def_num = 10 },
+	{ .name = "watch", .type = CT_BOOL, .offset = F(conf_lua, watch), .def_int = 1 },
+	{ .name = "scan_max", .type = CT_INT, .offset = F(conf_lua, scan_max),
+	  .min = 0, .max = INT64_C(1) << 32, .def_int = 10485760 },
+	{ .name = "actions", .type = CT_TABLE, .offset = F(conf_lua, actions), .sub = lua_action_fields },
+	{ .name = NULL },
+};
+
 static const struct conf_field conf_fields[] = {
 	{ .name = "hostname", .type = CT_STRING, .offset = F(conf, hostname) },
 	{ .name = "user", .type = CT_STRING, .offset = F(conf, user), .def_str = "vmail" },
@@ -160,6 +187,7 @@ static const struct conf_field conf_fields[] = {
 	{ .name = "tls", .type = CT_TABLE, .offset = F(conf, tls), .sub = tls_fields },
 	{ .name = "smtp", .type = CT_TABLE, .offset = F(conf, smtp), .sub = smtp_fields },
 	{ .name = "directory", .type = CT_TABLE, .offset = F(conf, directory), .sub = directory_fields },
+	{ .name = "lua", .type = CT_TABLE, .offset = F(conf, lua), .sub = lua_fields },
 	{ .name = "listen", .type = CT_LIST, .offset = F(conf, listen), .sub = listener_fields,
 	  .elem_size = sizeof(struct conf_listener), .count_offset = F(conf, listen_count),
 	  .line_offset = F(conf_listener, line) },
@@ -292,6 +320,17 @@ static void conf_check_listener(struct conf *c, struct conf_errors *e, size_t i)
 	}
 }
 
+/* lib_dir "" = the installed library (PREFIX/share/moonpost/lua), or the
+ * source tree's when running from a build directory. */
+static void conf_lua_lib_default(struct conf *c)
+{
+	if (c->lua.lib_dir[0] != '\0')
+		return;
+	struct stat st;
+	bool installed = stat(MP_DATADIR "/lua/moonpost/boot.lua", &st) == 0;
+	c->lua.lib_dir = arena_strdup(c->arena, installed ? MP_DATADIR "/lua" : MP_SRCDIR "/lua");
+}
+
 static void conf_check(struct conf *c, struct conf_errors *e, bool load_tls)
 {
 	if (c->hostname[0] == '\0') {
@@ -308,6 +347,10 @@ static void conf_check(struct conf *c, struct conf_errors *e, bool load_tls)
 	conf_resolve_path(c, &c->tls.key);
 	conf_resolve_path(c, &c->directory.file);
 	conf_resolve_path(c, &c->directory.maildir);
+	conf_lua_lib_default(c);
+	conf_resolve_path(c, &c->lua.lib_dir);
+	conf_resolve_path(c, &c->lua.rules_dir);
+	conf_resolve_path(c, &c->lua.policies_dir);
 	if (c->listen_count == 0)
 		conf_error_at(e, conf_line_of(e, "listen"), "listen: at least one listener is required");
 	for (size_t i = 0; i < c->listen_count; i++)

@@ -98,6 +98,18 @@ struct conf_directory {
 	int64_t penalty_max;    /* seconds, max login delay per IP; 0 = off */
 };
 
+/* The Lua layer (src/lua/script.h, docs/LUA.md). */
+struct conf_lua {
+	char *lib_dir, *rules_dir, *policies_dir;
+	double budget;          /* seconds of wall clock per hook */
+	double load_budget;     /* seconds to load and self-test a set */
+	bool watch;             /* reload on file changes (inotify) */
+	int64_t scan_max;       /* bytes; larger messages skip the rules */
+	struct conf_lua_actions {
+		double reject, add_header, soft_reject;   /* 0 = off */
+	} actions;
+};
+
 struct conf {
 	struct arena *arena;
 	char *path;
@@ -110,6 +122,7 @@ struct conf {
 	struct conf_tls tls;
 	struct conf_smtp smtp;
 	struct conf_directory directory;
+	struct conf_lua lua;
 	struct conf_listener *listen;
 	size_t listen_count;
 	SSL_CTX *ssl_ctx;       /* NULL when no cert is configured */

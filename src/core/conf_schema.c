@@ -29,6 +29,9 @@ void conf_schema_defaults(const struct conf_field *fields, void *base,
 		case CT_BOOL:
 			*(bool *)p = f->def_int != 0;
 			break;
+		case CT_NUMBER:
+			*(double *)p = f->def_num;
+			break;
 		case CT_ENUM:
 			*(int *)p = (int)f->def_int;
 			break;
@@ -64,6 +67,24 @@ static int walk_int(struct conf_walk *w, const struct conf_field *f, void *p,
 		return 1;
 	}
 	*(int64_t *)p = (int64_t)d;
+	return 0;
+}
+
+static int walk_number(struct conf_walk *w, const struct conf_field *f, void *p,
+		       int idx, const char *path)
+{
+	double d = lua_tonumber(w->L, idx);
+	if (lua_type(w->L, idx) != LUA_TNUMBER || d != d) {
+		w->error(w->error_ctx, path, "%s: expected a number, got %s",
+			 path, lua_type_name(w->L, idx));
+		return 1;
+	}
+	if (d < (double)f->min || d > (double)f->max) {
+		w->error(w->error_ctx, path, "%s: %g is out of range (expected %lld..%lld)",
+			 path, d, (long long)f->min, (long long)f->max);
+		return 1;
+	}
+	*(double *)p = d;
 	return 0;
 }
 
@@ -145,6 +166,8 @@ static int walk_value(struct conf_walk *w, const struct conf_field *f,
 		return 0;
 	case CT_INT:
 		return walk_int(w, f, p, idx, path);
+	case CT_NUMBER:
+		return walk_number(w, f, p, idx, path);
 	case CT_BOOL:
 		if (t != LUA_TBOOLEAN)
 			break;

@@ -22,6 +22,7 @@ enum conf_type {
 	CT_ENUM,        /* int index into names */
 	CT_TABLE,       /* nested struct at offset, fields in sub */
 	CT_LIST,        /* array of elem_size structs, fields in sub */
+	CT_NUMBER,      /* double within [min, max] */
 };
 
 struct conf_field {
@@ -35,6 +36,7 @@ struct conf_field {
 	size_t count_offset;           /* CT_LIST: size_t element count */
 	int64_t def_int;               /* CT_INT, CT_BOOL, CT_ENUM */
 	const char *def_str;           /* CT_STRING */
+	double def_num;                /* CT_NUMBER */
 	size_t line_offset;            /* CT_LIST elems: int line, 0 = none */
 };
 

@@ -1,5 +1,6 @@
 /* main.c - moonpostd: option parsing, `-t` config check, then the parent. */
 #include "daemon.h"
+#include "lua/script.h"
 #include "core/log.h"
 
 #include <stdio.h>
@@ -47,7 +48,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (test) {
-		printf("moonpostd: configuration %s ok\n", path);
+		struct script_conf sc;
+		char err[1024];
+		script_conf_from(c, &sc);
+		struct script_set *set = script_set_load(&sc, NULL, NULL, NULL, err, sizeof(err));
+		if (set == NULL) {
+			fprintf(stderr, "%s\nmoonpostd: the Lua scripts do not load\n", err);
+			conf_free(&c);
+			return 1;
+		}
+		printf("moonpostd: configuration %s ok, scripts %s\n", path, script_set_hash(set));
+		script_set_unref(&set);
 		conf_free(&c);
 		return 0;
 	}

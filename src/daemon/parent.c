@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "dir/dir.h"
 #include "dir/penalty.h"
+#include "lua/script.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -204,6 +205,40 @@ static int parent_check_directory(const struct conf *c, char *err, size_t size)
 	return 0;
 }
 
+/* Records a reload result for `moonpost status` (state_dir/status). */
+static void parent_write_status(const struct conf *c, const char *error)
+{
+	char path[4200], tmp[4300];
+	snprintf(path, sizeof(path), "%s/status/parent.json", c->state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "{\"pid\":%d,\"time\":%lld,\"last_result\":\"%s\",\"last_error\":\"", (int)getpid(),
+		(long long)time(NULL), error ? "failed" : "ok");
+	for (const char *e = error ? error : ""; *e; e++)
+		fprintf(f, (*e == '"' || *e == '\\') ? "\\%c" : (unsigned char)*e < 0x20 ? "\\u%04x" : "%c", *e);
+	fprintf(f, "\"}\n");
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+/* The scripts must load and pass their self-tests before a generation
+ * starts on them (workers load the same files again). */
+static int parent_check_scripts(const struct conf *c, char *err, size_t size)
+{
+	struct script_conf sc;
+	script_conf_from(c, &sc);
+	char e[1024];
+	struct script_set *s = script_set_load(&sc, NULL, NULL, NULL, e, sizeof(e));
+	if (s == NULL) {
+		snprintf(err, size, "lua: %s", e);
+		return -1;
+	}
+	script_set_unref(&s);
+	return 0;
+}
+
 /* Creates state_dir, owned by the worker user when we run as root. */
 static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 {
@@ -211,9 +246,10 @@ static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 		snprintf(err, size, "state_dir %s: %s", c->state_dir, strerror(errno));
 		return -1;
 	}
-	char spool[4200];
+	char spool[4200], status[4200];
 	snprintf(spool, sizeof(spool), "%s/spool", c->state_dir);
-	if (mkdir(spool, 0700) != 0 && errno != EEXIST) {
+	snprintf(status, sizeof(status), "%s/status", c->state_dir);
+	if ((mkdir(spool, 0700) != 0 && errno != EEXIST) || (mkdir(status, 0755) != 0 && errno != EEXIST)) {
 		snprintf(err, size, "%s: %s", spool, strerror(errno));
 		return -1;
 	}
@@ -233,7 +269,8 @@ static int parent_prepare_dirs(const struct conf *c, char *err, size_t size)
 		}
 		gid = gr->gr_gid;
 	}
-	if (chown(c->state_dir, pw->pw_uid, gid) != 0 || chown(spool, pw->pw_uid, gid) != 0) {
+	if (chown(c->state_dir, pw->pw_uid, gid) != 0 || chown(spool, pw->pw_uid, gid) != 0 ||
+	    chown(status, pw->pw_uid, gid) != 0) {
 		snprintf(err, size, "chown %s: %s", c->state_dir, strerror(errno));
 		return -1;
 	}
@@ -254,10 +291,12 @@ static void parent_reload(struct parent *p)
 	}
 	if (parent_prepare_dirs(nc, err, sizeof(err)) != 0 ||
 	    parent_check_directory(nc, err, sizeof(err)) != 0 ||
+	    parent_check_scripts(nc, err, sizeof(err)) != 0 ||
 	    daemon_bind(nc, p->conf, err, sizeof(err)) != 0) {
-		char q[600];
+		char q[1200];
 		log_error(NULL, "event=reload status=failed error=\"%s\"",
 			  log_quote(q, sizeof(q), err, strlen(err)));
+		parent_write_status(p->conf, err);
 		conf_free(&nc);
 		return;
 	}
@@ -268,6 +307,7 @@ static void parent_reload(struct parent *p)
 	p->conf = nc;
 	parent_apply_log(nc);
 	parent_start_generation(p);
+	parent_write_status(nc, NULL);
 	log_info(NULL, "event=reload status=ok workers=%lld", (long long)nc->workers);
 }
 
@@ -370,6 +410,7 @@ int parent_run(struct conf *c)
 		log_warn(NULL, "event=penalty_unavailable error=\"cannot map shared memory\"");
 	if (parent_prepare_dirs(c, err, sizeof(err)) != 0 ||
 	    parent_check_directory(c, err, sizeof(err)) != 0 ||
+	    parent_check_scripts(c, err, sizeof(err)) != 0 ||
 	    daemon_bind(c, NULL, err, sizeof(err)) != 0) {
 		log_error(NULL, "event=startup_failed error=\"%s\"", err);
 		fprintf(stderr, "moonpostd: %s\n", err);
@@ -377,6 +418,7 @@ int parent_run(struct conf *c)
 		return 1;
 	}
 	parent_start_generation(&p);
+	parent_write_status(c, NULL);
 	log_info(NULL, "event=ready workers=%lld config=%s", (long long)c->workers, c->path);
 	while (!p.stopping || parent_children(&p) > 0) {
 		int64_t ms = parent_timers(&p);

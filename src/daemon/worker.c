@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
+#include "lua/script.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -41,6 +42,7 @@ struct worker {
 	struct dir *dir;
 	struct pool *pool;
 	struct pool *io_pool;
+	struct script_engine *scripts;
 	char *spool_dir;
 	ev_signal sigterm, sigint, sigusr1;
 	ev_timer deadline;
@@ -172,6 +174,7 @@ static void worker_setup_listener(struct worker_listener *wl,
 		.dir = worker.dir,
 		.pool = worker.pool,
 		.penalty_max = c->directory.penalty_max,
+		.scripts = worker.scripts,
 	};
 	ev_io_init(&wl->io, worker_accept_cb, cl->fd, EV_READ);
 	ev_io_start(worker.loop, &wl->io);
@@ -185,6 +188,23 @@ static void worker_sweep_tmp(void *tmpl)
 static void worker_sweep_done(void *tmpl MP_UNUSED)
 {
 	log_info(NULL, "event=tmp_sweep status=done");
+}
+
+/* The parent checked the scripts before this generation; a failure here
+ * (a file edited since) stops the worker: it must not serve mail unfiltered. */
+static void worker_scripts_start(const struct conf *c)
+{
+	struct script_conf sc;
+	char err[1024], status[4200];
+	script_conf_from(c, &sc);
+	snprintf(status, sizeof(status), "%s/status/lua-%d.json", c->state_dir, (int)getpid());
+	worker.scripts = script_engine_new(&sc, worker.loop, worker.pool, worker.dir, c->lua.watch,
+					   status, err, sizeof(err));
+	if (worker.scripts == NULL) {
+		char q[1200];
+		log_error(NULL, "event=lua_load status=failed error=\"%s\"", log_quote(q, sizeof(q), err, strlen(err)));
+		_exit(EX_CONFIG);
+	}
 }
 
 void worker_run(const struct conf *c, int id, int climit_region)
@@ -204,6 +224,7 @@ void worker_run(const struct conf *c, int id, int climit_region)
 	worker.pool = pool_new(worker.loop, (int)c->directory.auth_threads);
 	worker.io_pool = pool_new(worker.loop, (int)c->smtp.delivery_threads);
 	worker.spool_dir = arena_printf(c->arena, "%s/spool", c->state_dir);
+	worker_scripts_start(c);
 	worker.ls = xcalloc(c->listen_count ? c->listen_count : 1, sizeof(*worker.ls));
 	for (size_t i = 0; i < c->listen_count; i++)
 		if (c->listen[i].fd >= 0)
@@ -225,6 +246,7 @@ void worker_run(const struct conf *c, int id, int climit_region)
 	ev_run(worker.loop, 0);
 	pool_free(&worker.io_pool);
 	pool_free(&worker.pool);
+	script_engine_free(&worker.scripts);
 	dir_close(&worker.dir);
 	log_info(NULL, "event=worker_done slot=%d", id);
 	exit(0);

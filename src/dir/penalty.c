@@ -100,6 +100,17 @@ uint32_t penalty_delay_ms(const char *ip, int64_t max_s)
 	return (uint32_t)(ms < cap ? ms : cap);
 }
 
+uint32_t penalty_failures(const char *ip)
+{
+	if (penalty == NULL)
+		return 0;
+	penalty_lock();
+	struct penalty_slot *s = penalty_slot(ip, false);
+	uint32_t n = s ? s->failures : 0;
+	pthread_mutex_unlock(&penalty->mu);
+	return n;
+}
+
 void penalty_fail(const char *ip)
 {
 	if (penalty == NULL)

@@ -21,6 +21,8 @@ int penalty_init(void);
 /* Milliseconds an attempt from ip must wait now (0 = none); max_s caps it. */
 uint32_t penalty_delay_ms(const char *ip, int64_t max_s);
 void penalty_fail(const char *ip);
+/* Failures recorded for ip within the window (for the auth policy). */
+uint32_t penalty_failures(const char *ip);
 /* A successful login clears the IP's record. */
 void penalty_success(const char *ip);
 

@@ -179,6 +179,9 @@ struct str mime_2047_decode(struct arena *a, struct str in, unsigned *flags_r);
  * utf-8, us-ascii or unknown. Flags OR'd into *flags_r (may be NULL). */
 struct str mime_charset_to_utf8(struct arena *a, struct str charset, struct str in,
 				unsigned *flags_r);
+/* True when charset names a conversion we have (natively or by iconv); an
+ * empty name is us-ascii. For rules: the label says who wrote the text. */
+bool mime_charset_known(struct str charset);
 bool mime_utf8_valid(const char *p, size_t len);
 
 /* ---- Addresses (RFC 5322 3.4) ---------------------------------------- */

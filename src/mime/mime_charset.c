@@ -187,6 +187,22 @@ static bool ascii_compatible(const char *name)
 	return true;
 }
 
+bool mime_charset_known(struct str charset)
+{
+	char name[64];
+	const char *iname = name;
+	if (!cs_normalize(charset, name, sizeof(name)))
+		return false;
+	enum cs_kind kind = cs_lookup(name, &iname);
+	if (kind != CS_ICONV)
+		return kind != CS_UNKNOWN;
+	iconv_t cd = iconv_open("UTF-8", iname);
+	if (cd == (iconv_t)-1)
+		return false;
+	iconv_close(cd);
+	return true;
+}
+
 /* iconv with every invalid or truncated sequence replaced by U+FFFD. */
 static bool iconv_convert(iconv_t cd, struct mime_out *o, const char *p, size_t len)
 {

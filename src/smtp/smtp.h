@@ -17,6 +17,7 @@
 struct conn;
 struct dir;
 struct pool;
+struct script_engine;
 
 /* Named limits (style rule 2); defaults in conf/moonpost.conf. */
 struct smtp_limits {
@@ -48,6 +49,9 @@ struct smtp_server {
 	const char *spool_dir;  /* for O_TMPFILE spill of large messages */
 	const char *postmaster; /* fallback for postmaster@ours, "" = none */
 	struct pool *io_pool;   /* delivery (fsync) threads */
+	/* Lua rules and policies (src/lua/script.h); NULL = none. Each
+	 * session keeps the set that was current when it started. */
+	struct script_engine *scripts;
 };
 
 /* Takes over c: greets (after the TLS handshake for implicit TLS) and

@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "dir/dir.h"
 #include "dir/penalty.h"
+#include "lua/script.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -32,6 +33,9 @@ struct smtp_auth_job {
 	char ip[64];
 	enum dir_result result;
 	char *user;             /* stored address on success */
+	const char *mechanism;
+	bool verified;          /* the check ran; a delay now only holds the reply */
+	char deny[SCRIPT_TEXT_MAX];   /* the auth policy refused: this text */
 };
 
 bool smtp_auth_offered(const struct smtp_session *s)
@@ -72,8 +76,14 @@ static void smtp_auth_finish(struct smtp_session *s, struct smtp_auth_job *j)
 	if (j->result == DIR_FOUND) {
 		penalty_success(j->ip);
 		s->auth_user = arena_strdup(s->conn->arena, j->user);
+		if (s->ss)
+			script_session_user(s->ss, s->auth_user);
 		log_info(s->conn->sid, "event=auth result=ok user=\"%s\"", q);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
+	} else if (j->deny[0]) {
+		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
+		smtp_reply(s, "535 %s", j->deny);
+		smtp_error(s);
 	} else if (j->result == DIR_TEMPFAIL) {
 		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
@@ -86,10 +96,51 @@ static void smtp_auth_finish(struct smtp_session *s, struct smtp_auth_job *j)
 	conn_resume(s->conn);
 }
 
+/* The auth policy's verdict: deny turns even a right password into 535
+ * (RFC 4954 6), delay holds the reply (brute force gets slow answers). */
+static void smtp_auth_hooked(uint64_t owner, const struct script_result *r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return;
+	struct smtp_session *s = c->proto;
+	struct smtp_auth_job *j = s->auth_job;
+	s->auth_job = NULL;
+	if (r->verdict == SCRIPT_DENY) {
+		if (j->result == DIR_FOUND)
+			j->result = DIR_NOTFOUND;
+		snprintf(j->deny, sizeof(j->deny), "%s", r->text);
+	}
+	if (r->verdict == SCRIPT_DELAY && r->delay > 0) {
+		log_info(c->sid, "event=auth_policy_delay delay_ms=%.0f client=%s", r->delay * 1000, j->ip);
+		j->verified = true;
+		s->auth_job = j;
+		ev_timer_set(&s->auth_delay, r->delay > 300 ? 300 : r->delay, 0.);
+		ev_timer_start(c->loop, &s->auth_delay);
+		return;
+	}
+	smtp_auth_finish(s, j);
+	smtp_auth_job_free(j);
+}
+
+static void smtp_auth_policy(struct smtp_session *s, struct smtp_auth_job *j)
+{
+	const char *res = j->result == DIR_FOUND ? "ok" : j->result == DIR_TEMPFAIL ? "tempfail" : "fail";
+	uint32_t fails = penalty_failures(j->ip) + (j->result == DIR_NOTFOUND);
+	struct script_auth_info ai = { .user = j->login, .mechanism = j->mechanism, .result = res,
+				       .failures_ip = fails };
+	s->auth_job = j;
+	script_call_hook(s->ss, "auth", &ai, smtp_auth_hooked, s->conn->id);
+}
+
 static void smtp_auth_done(void *arg)
 {
 	struct smtp_auth_job *j = arg;
 	struct conn *c = conn_find(j->conn_id);
+	if (c != NULL && smtp_policy_has(c->proto, "auth")) {
+		smtp_auth_policy(c->proto, j);
+		return;
+	}
 	if (c != NULL)
 		smtp_auth_finish(c->proto, j);
 	smtp_auth_job_free(j);
@@ -101,6 +152,11 @@ static void smtp_auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents MP
 	struct smtp_auth_job *j = s->auth_job;
 	ev_timer_stop(loop, w);
 	s->auth_job = NULL;
+	if (j->verified) {
+		smtp_auth_finish(s, j);
+		smtp_auth_job_free(j);
+		return;
+	}
 	pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
 }
 
@@ -114,6 +170,7 @@ static void smtp_auth_start(struct smtp_session *s, char *login, char *password,
 	j->password = password;
 	j->password_len = len;
 	snprintf(j->ip, sizeof(j->ip), "%s", s->conn->peer_ip);
+	j->mechanism = s->auth_step == SMTP_AUTH_LOGIN_PASS ? "LOGIN" : "PLAIN";
 	s->auth_step = SMTP_AUTH_VERIFYING;
 	conn_pause(s->conn);
 	uint32_t delay = penalty_delay_ms(j->ip, s->srv->penalty_max);

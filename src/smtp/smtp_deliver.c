@@ -11,6 +11,7 @@
 #include "core/pool.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "lua/script.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,15 +79,6 @@ static void smtp_dlv_prefix(struct smtp_session *s, struct smtp_dlv_job *j,
 		t->md.prefix_lines += *c == '\n';
 }
 
-/* The hook where the Lua delivery policy will decide folder and flags;
- * until it exists every message goes to INBOX. */
-static void smtp_deliver_decide(struct smtp_session *s MP_UNUSED, const struct smtp_rcpt *r MP_UNUSED,
-				const struct dir_node *mailbox MP_UNUSED, struct maildir_target *md)
-{
-	md->folder = NULL;
-	md->flags = NULL;
-}
-
 static void smtp_dlv_add(struct smtp_session *s, struct smtp_dlv_job *j, size_t cap,
 			 size_t ri, const struct dir_node *nd, const char *received)
 {
@@ -100,7 +92,6 @@ static void smtp_dlv_add(struct smtp_session *s, struct smtp_dlv_job *j, size_t 
 	t->rcpt = arena_strdup(j->arena, s->txn.rcpts[ri].addr);
 	t->rcpt_index = ri;
 	t->md.root = arena_strdup(j->arena, nd->user.maildir);
-	smtp_deliver_decide(s, &s->txn.rcpts[ri], nd, &t->md);
 	smtp_dlv_prefix(s, j, t, received);
 }
 
@@ -219,6 +210,124 @@ static const char *smtp_content_refusal(struct smtp_session *s)
 	return NULL;
 }
 
+static void smtp_dlv_submit(struct smtp_session *s, struct smtp_dlv_job *j)
+{
+	conn_pause(s->conn);
+	pool_submit(s->srv->io_pool, smtp_dlv_work, smtp_dlv_done, j);
+}
+
+static void smtp_dlv_free(struct smtp_dlv_job *j)
+{
+	spool_free(&j->spool);
+	arena_destroy(&j->arena);
+	free(j);
+}
+
+/* The scan's X-Spam-* lines go after our trace fields. */
+static void smtp_dlv_add_headers(struct smtp_dlv_job *j, struct smtp_dlv_target *t, const char *hdr)
+{
+	t->md.prefix = arena_printf(j->arena, "%s%s", t->md.prefix, hdr);
+	t->md.prefix_len = strlen(t->md.prefix);
+	for (const char *c = hdr; *c; c++)
+		t->md.prefix_lines += *c == '\n';
+}
+
+/* Per-target decisions of the deliver hook: one copy per folder, flags,
+ * discard (dropped from the job, logged). */
+static void smtp_dlv_apply(struct smtp_session *s, struct smtp_dlv_job *j, const struct script_result *r)
+{
+	const char *hdr = r->scanned && r->headers ? arena_strdup(j->arena, r->headers) : NULL;
+	size_t cap = 0, nn = 0;
+	for (size_t i = 0; i < j->n; i++)
+		cap += i < r->n_dlv && r->dlv[i].n_folders ? r->dlv[i].n_folders : 1;
+	struct smtp_dlv_target *nt = arena_alloc(j->arena, (cap ? cap : 1) * sizeof(*nt));
+	for (size_t i = 0; i < j->n; i++) {
+		struct smtp_dlv_target *t = &j->t[i];
+		const struct script_delivery *d = i < r->n_dlv ? &r->dlv[i] : NULL;
+		if (d && d->discard) {
+			log_info(s->conn->sid, "event=discarded qid=%s to=<%s> by=deliver", j->qid, t->email);
+			continue;
+		}
+		if (hdr)
+			smtp_dlv_add_headers(j, t, hdr);
+		const char *flags = d && d->flags[0] ? arena_strdup(j->arena, d->flags) : NULL;
+		size_t nf = d && d->n_folders ? d->n_folders : 1;
+		for (size_t f = 0; f < nf; f++) {
+			nt[nn] = *t;
+			nt[nn].md.flags = flags;
+			nt[nn].md.folder = d && d->n_folders && d->folders[f][0] ?
+					   arena_strdup(j->arena, d->folders[f]) : NULL;
+			nn++;
+		}
+	}
+	j->t = nt;
+	j->n = nn;
+}
+
+static void smtp_dlv_reply_all(struct smtp_session *s, const char *fmt, const char *arg)
+{
+	size_t n = s->srv->lmtp ? s->txn.n_rcpts : 1;
+	for (size_t i = 0; i < n; i++)
+		smtp_reply(s, fmt, arg);
+}
+
+static void smtp_dlv_scanned(uint64_t owner, const struct script_result *r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return;
+	struct smtp_session *s = c->proto;
+	struct smtp_dlv_job *j = s->dlv_pending;
+	s->dlv_pending = NULL;
+	conn_resume(c);
+	if (r->scanned)
+		log_info(c->sid, "event=scan qid=%s score=%.2f required=%.2f action=\"%s\"", j->qid, r->score,
+			 r->required, r->action ? r->action : "");
+	if (r->verdict == SCRIPT_REJECT || r->verdict == SCRIPT_TEMPFAIL) {
+		char line[SCRIPT_TEXT_MAX + 8];
+		snprintf(line, sizeof(line), "%d %s", r->verdict == SCRIPT_REJECT ? r->code : 451, r->text);
+		log_info(c->sid, "event=refused qid=%s reason=\"%.200s\" by=policy", j->qid, r->text);
+		smtp_dlv_reply_all(s, "%s", line);
+	} else if (r->verdict == SCRIPT_DISCARD) {
+		log_info(c->sid, "event=discarded qid=%s by=data", j->qid);
+		smtp_dlv_reply_all(s, "250 2.0.0 Ok: queued as %s", j->qid);
+	} else {
+		smtp_dlv_apply(s, j, r);
+		smtp_dlv_submit(s, j);
+		return;
+	}
+	smtp_txn_reset(s);
+	smtp_dlv_free(j);
+}
+
+/* Rules, the data hook and the deliver hook decide before any write. */
+static void smtp_dlv_scripts(struct smtp_session *s, struct smtp_dlv_job *j)
+{
+	const char *p;
+	size_t len;
+	if (spool_map(&j->spool, &p, &len) != 0) {
+		log_error(s->conn->sid, "event=spool_map_failed qid=%s", j->qid);
+		smtp_dlv_reply_all(s, "%s", "451 4.3.0 Error: cannot read the message back, try again later");
+		smtp_txn_reset(s);
+		smtp_dlv_free(j);
+		return;
+	}
+	script_session_message(s->ss, p, len);
+	struct script_target *t = arena_alloc(j->arena, (j->n ? j->n : 1) * sizeof(*t));
+	for (size_t i = 0; i < j->n; i++)
+		t[i] = (struct script_target){ .rcpt = j->t[i].rcpt, .mailbox = j->t[i].email };
+	s->dlv_pending = j;
+	conn_pause(s->conn);
+	script_call_message(s->ss, t, j->n, smtp_dlv_scanned, s->conn->id);
+}
+
+void smtp_deliver_close(struct smtp_session *s)
+{
+	if (s->dlv_pending)
+		smtp_dlv_free(s->dlv_pending);
+	s->dlv_pending = NULL;
+}
+
 void smtp_deliver(struct smtp_session *s)
 {
 	const char *refusal = smtp_content_refusal(s);
@@ -231,6 +340,8 @@ void smtp_deliver(struct smtp_session *s)
 		return;
 	}
 	struct smtp_dlv_job *j = smtp_dlv_job_new(s);
-	conn_pause(s->conn);
-	pool_submit(s->srv->io_pool, smtp_dlv_work, smtp_dlv_done, j);
+	if (s->ss)
+		smtp_dlv_scripts(s, j);
+	else
+		smtp_dlv_submit(s, j);
 }

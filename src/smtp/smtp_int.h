@@ -15,6 +15,10 @@
 
 struct conn;
 struct smtp_auth_job;
+struct smtp_rcpt_job;
+struct smtp_dlv_job;
+struct script_result;
+struct script_session;
 
 /* One accepted (or pending) RCPT. */
 struct smtp_rcpt {
@@ -71,7 +75,17 @@ struct smtp_session {
 	char *auth_user;               /* authenticated address, or NULL */
 	struct smtp_auth_job *auth_job;   /* delayed by the penalty, not submitted */
 	ev_timer auth_delay;
+	/* Lua (smtp_session.c connect/helo, smtp_txn.c mail/route/rcpt_to,
+	 * smtp_deliver.c message, smtp_auth.c auth); NULL without scripts. */
+	struct script_session *ss;
+	struct smtp_rcpt_job *rcpt_pending;   /* waiting for route/rcpt_to */
+	struct smtp_dlv_job *dlv_pending;     /* waiting for rules/data/deliver */
 };
+
+/* Replies for a reject / tempfail verdict of a hook; true when it did. */
+bool smtp_policy_refused(struct smtp_session *s, const struct script_result *r);
+/* True when the session's script set has this hook. */
+bool smtp_policy_has(const struct smtp_session *s, const char *hook);
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -92,8 +106,13 @@ void smtp_cmd_bdat(struct smtp_session *s, struct str args);
 /* Raw bytes of a DATA body / BDAT chunk (conn raw mode). */
 size_t smtp_txn_data(struct smtp_session *s, const char *p, size_t len);
 void smtp_txn_reset(struct smtp_session *s);
+/* The connection is gone: a recipient waiting for a hook is dropped too. */
+void smtp_txn_close(struct smtp_session *s);
 /* End of message content: checks, then delivery (smtp_deliver.c). */
 void smtp_deliver(struct smtp_session *s);
+/* The connection is gone: a message waiting for its scripts is dropped
+ * (nothing was acknowledged). */
+void smtp_deliver_close(struct smtp_session *s);
 /* The connection is closing: drop a delayed job, stop the timer. */
 void smtp_auth_cleanup(struct smtp_session *s);
 

@@ -9,6 +9,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "lua/script.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,19 +62,33 @@ static bool smtp_starttls_offered(const struct smtp_session *s)
 	return s->srv->starttls && s->srv->ssl_ctx && !conn_tls_active(s->conn);
 }
 
-static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
+bool smtp_policy_has(const struct smtp_session *s, const char *hook)
+{
+	return s->ss != NULL && script_set_has(script_session_set(s->ss), hook);
+}
+
+bool smtp_policy_refused(struct smtp_session *s, const struct script_result *r)
+{
+	if (r->verdict == SCRIPT_REJECT)
+		smtp_reply(s, "%d %s", r->code >= 500 && r->code <= 599 ? r->code : 550, r->text);
+	else if (r->verdict == SCRIPT_TEMPFAIL)
+		smtp_reply(s, "451 %s", r->text);
+	else
+		return false;
+	log_info(s->conn->sid, "event=policy verdict=%s text=\"%.200s\"",
+		 r->verdict == SCRIPT_REJECT ? "reject" : "tempfail", r->text);
+	return true;
+}
+
+static void smtp_hello_reply(struct smtp_session *s)
 {
 	const char *exts[12];
 	char size[40];
 	size_t n = 0;
-	if (args.len == 0 || args.len > SMTP_HELO_MAX) {
-		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", s->srv->lmtp ? "LHLO" : "EHLO");
-		smtp_error(s);
+	if (!s->esmtp) {
+		smtp_reply(s, "250 %s", s->srv->hostname);
 		return;
 	}
-	snprintf(s->helo, sizeof(s->helo), "%.*s", STR_FMT(args));
-	s->esmtp = true;
-	smtp_reset(s);
 	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)s->srv->limits.message_size);
 	exts[n++] = "PIPELINING";
 	exts[n++] = size;
@@ -91,6 +106,49 @@ static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
 		smtp_reply(s, "250%c%s", i + 1 == n ? ' ' : '-', exts[i]);
 }
 
+static void smtp_helo_done(uint64_t owner, const struct script_result *r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return;
+	struct smtp_session *s = c->proto;
+	conn_resume(c);
+	if (smtp_policy_refused(s, r)) {
+		s->helo[0] = '\0';
+		return;
+	}
+	smtp_hello_reply(s);
+}
+
+/* HELO/EHLO/LHLO accepted by syntax: the helo hook, then the reply. */
+static void smtp_hello(struct smtp_session *s, struct str args, bool esmtp)
+{
+	snprintf(s->helo, sizeof(s->helo), "%.*s", STR_FMT(args));
+	s->esmtp = esmtp;
+	smtp_reset(s);
+	if (s->ss == NULL) {
+		smtp_hello_reply(s);
+		return;
+	}
+	script_session_helo(s->ss, s->helo, conn_tls_active(s->conn));
+	if (!smtp_policy_has(s, "helo")) {
+		smtp_hello_reply(s);
+		return;
+	}
+	conn_pause(s->conn);
+	script_call_hook(s->ss, "helo", NULL, smtp_helo_done, s->conn->id);
+}
+
+static void smtp_cmd_ehlo(struct smtp_session *s, struct str args)
+{
+	if (args.len == 0 || args.len > SMTP_HELO_MAX) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", s->srv->lmtp ? "LHLO" : "EHLO");
+		smtp_error(s);
+		return;
+	}
+	smtp_hello(s, args, true);
+}
+
 static void smtp_cmd_lhlo(struct smtp_session *s, struct str args)
 {
 	smtp_cmd_ehlo(s, args);
@@ -103,10 +161,7 @@ static void smtp_cmd_helo(struct smtp_session *s, struct str args)
 		smtp_error(s);
 		return;
 	}
-	snprintf(s->helo, sizeof(s->helo), "%.*s", STR_FMT(args));
-	s->esmtp = false;
-	smtp_reset(s);
-	smtp_reply(s, "250 %s", s->srv->hostname);
+	smtp_hello(s, args, false);
 }
 
 static void smtp_cmd_starttls(struct smtp_session *s, struct str args MP_UNUSED)
@@ -227,10 +282,39 @@ static void smtp_on_line(struct conn *c, struct str line, bool too_long)
 	sc->handler(s, cmd.args);
 }
 
+static void smtp_greet_now(struct smtp_session *s)
+{
+	smtp_reply(s, "220 %s %s moonpost", s->srv->hostname, s->srv->lmtp ? "LMTP" : "ESMTP");
+}
+
+/* RFC 5321 3.1: a server that will not serve says 554 in its greeting
+ * (and we close); 421 for a temporary refusal. */
+static void smtp_connect_done(uint64_t owner, const struct script_result *r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return;
+	struct smtp_session *s = c->proto;
+	if (r->verdict == SCRIPT_REJECT || r->verdict == SCRIPT_TEMPFAIL) {
+		smtp_reply(s, "%s %s", r->verdict == SCRIPT_REJECT ? "554" : "421", r->text);
+		log_info(c->sid, "event=policy hook=connect verdict=%s text=\"%.200s\"",
+			 r->verdict == SCRIPT_REJECT ? "reject" : "tempfail", r->text);
+		conn_close(c);
+		return;
+	}
+	conn_resume(c);
+	smtp_greet_now(s);
+}
+
 static void smtp_greet(struct smtp_session *s)
 {
 	s->greeted = true;
-	smtp_reply(s, "220 %s %s moonpost", s->srv->hostname, s->srv->lmtp ? "LMTP" : "ESMTP");
+	if (!smtp_policy_has(s, "connect")) {
+		smtp_greet_now(s);
+		return;
+	}
+	conn_pause(s->conn);
+	script_call_hook(s->ss, "connect", NULL, smtp_connect_done, s->conn->id);
 }
 
 static void smtp_on_tls_ready(struct conn *c)
@@ -272,8 +356,10 @@ static void smtp_on_closed(struct conn *c)
 		climit_release(c->peer_ip);
 	if (s->txn.receiving)
 		log_info(c->sid, "event=lost_connection during=data qid=%s", s->txn.qid);
-	smtp_txn_reset(s);
+	smtp_deliver_close(s);
+	smtp_txn_close(s);
 	smtp_auth_cleanup(s);
+	script_session_free(&s->ss);
 	log_info(c->sid, "event=disconnect");
 }
 
@@ -305,10 +391,24 @@ void smtp_session_refuse(struct conn *c, const struct smtp_server *srv)
 	conn_close(c);
 }
 
+static void smtp_session_scripts(struct smtp_session *s)
+{
+	const struct smtp_server *srv = s->srv;
+	if (srv->scripts == NULL)
+		return;
+	struct script_conn_info ci = {
+		.ip = s->conn->peer_ip, .port = s->conn->peer_port, .sid = s->conn->sid,
+		.protocol = srv->lmtp ? "lmtp" : srv->auth ? "submission" : "smtp",
+		.tls = srv->implicit_tls,
+	};
+	s->ss = script_session_new(script_engine_current(srv->scripts), &ci);
+}
+
 void smtp_session_start(struct conn *c, const struct smtp_server *srv)
 {
 	struct smtp_session *s = smtp_session_new(c, srv);
 	s->counted = true;
+	smtp_session_scripts(s);
 	log_info(c->sid, "event=connect proto=%s client=%s port=%d",
 		 srv->lmtp ? "lmtp" : "smtp", c->peer_ip, c->peer_port);
 	conn_start(c, &smtp_conn_ops, s, srv->limits.line_max,

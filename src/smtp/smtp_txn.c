@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/util.h"
+#include "lua/script.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ void smtp_txn_reset(struct smtp_session *s)
 	arena_destroy(&t->arena);
 	memset(t, 0, sizeof(*t));
 	t->spool.fd = -1;
+	if (s->ss)
+		script_session_txn_end(s->ss);
 }
 
 static void smtp_txn_begin(struct smtp_session *s)
@@ -95,6 +98,57 @@ static int smtp_mail_params(struct smtp_session *s, struct str params)
 	return 0;
 }
 
+static void smtp_mail_done(uint64_t owner, const struct script_result *r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return;
+	struct smtp_session *s = c->proto;
+	conn_resume(c);
+	if (smtp_policy_refused(s, r)) {
+		smtp_txn_reset(s);
+		return;
+	}
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* ctx.env for the scripts, then the mail_from hook. */
+static void smtp_mail_policy(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	if (s->ss == NULL) {
+		smtp_reply(s, "250 2.1.0 Ok");
+		return;
+	}
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)t->size_decl);
+	const char *params[8];
+	size_t n = 0;
+	if (t->size_decl) {
+		params[2 * n] = "SIZE";
+		params[2 * n++ + 1] = size;
+	}
+	if (t->smtputf8) {
+		params[2 * n] = "SMTPUTF8";
+		params[2 * n++ + 1] = NULL;
+	}
+	if (t->ret) {
+		params[2 * n] = "RET";
+		params[2 * n++ + 1] = t->ret;
+	}
+	if (t->envid) {
+		params[2 * n] = "ENVID";
+		params[2 * n++ + 1] = t->envid;
+	}
+	script_session_mail(s->ss, t->from, t->qid, params, n);
+	if (!smtp_policy_has(s, "mail_from")) {
+		smtp_reply(s, "250 2.1.0 Ok");
+		return;
+	}
+	conn_pause(s->conn);
+	script_call_hook(s->ss, "mail_from", NULL, smtp_mail_done, s->conn->id);
+}
+
 void smtp_cmd_mail(struct smtp_session *s, struct str args)
 {
 	struct smtp_path path;
@@ -126,7 +180,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct str args)
 		return;
 	}
 	s->txn.from = arena_strndup(s->txn.arena, path.addr.p, path.addr.len);
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_mail_policy(s);
 }
 
 /* --- RCPT: resolution on the pool, reply when it comes back --- */
@@ -173,28 +227,107 @@ static bool smtp_res_has(const struct dir_resolution *r, enum dir_node_kind kind
 	return false;
 }
 
-/* The reply for a finished lookup; true when the recipient is accepted. */
-static bool smtp_rcpt_verdict(struct smtp_session *s, struct smtp_rcpt_job *j)
+/* The refusal for a finished lookup (written to buf), or NULL when the
+ * directory accepts the recipient. */
+static const char *smtp_rcpt_refusal(struct smtp_session *s, struct smtp_rcpt_job *j,
+				     char *buf, size_t size)
 {
 	const struct dir_resolution *r = &j->res;
-	if (r->result == DIR_TEMPFAIL) {
-		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure, try again later", j->addr);
-	} else if (!r->local_domain && !s->srv->lmtp) {
-		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", j->addr);
-	} else if (r->result == DIR_NOTFOUND && smtp_res_has(r, DIR_NODE_LOOP)) {
-		smtp_reply(s, "554 5.4.6 <%s>: Alias loop detected", j->addr);
-	} else if (r->result == DIR_NOTFOUND) {
-		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
-	} else if (smtp_res_has(r, DIR_NODE_EXTERNAL)) {
+	if (r->result == DIR_TEMPFAIL)
+		snprintf(buf, size, "451 4.3.0 <%s>: Temporary lookup failure, try again later", j->addr);
+	else if (!r->local_domain && !s->srv->lmtp)
+		snprintf(buf, size, "554 5.7.1 <%s>: Relay access denied", j->addr);
+	else if (r->result == DIR_NOTFOUND && smtp_res_has(r, DIR_NODE_LOOP))
+		snprintf(buf, size, "554 5.4.6 <%s>: Alias loop detected", j->addr);
+	else if (r->result == DIR_NOTFOUND)
+		snprintf(buf, size, "550 5.1.1 <%s>: Recipient address rejected: User unknown", j->addr);
+	else if (smtp_res_has(r, DIR_NODE_EXTERNAL))
 		/* Forwarding needs the outbound queue; the sender retries. */
-		smtp_reply(s, "451 4.4.0 <%s>: Forwarding not available yet, try again later", j->addr);
-	} else if (j->over_quota) {
-		smtp_reply(s, "552 5.2.2 <%s>: Mailbox full", j->addr);
-	} else {
-		smtp_reply(s, "250 2.1.5 Ok");
-		return true;
+		snprintf(buf, size, "451 4.4.0 <%s>: Forwarding not available yet, try again later", j->addr);
+	else if (j->over_quota)
+		snprintf(buf, size, "552 5.2.2 <%s>: Mailbox full", j->addr);
+	else
+		return NULL;
+	return buf;
+}
+
+static void smtp_rcpt_free(struct smtp_rcpt_job *j)
+{
+	if (j == NULL)
+		return;
+	arena_destroy(&j->arena);
+	free(j->addr);
+	free(j);
+}
+
+static void smtp_rcpt_log(struct smtp_session *s, const struct smtp_rcpt_job *j, const char *result)
+{
+	char q[300];
+	log_info(s->conn->sid, "event=rcpt qid=%s to=<%s> result=%s", s->txn.qid,
+		 log_quote(q, sizeof(q), j->addr, strlen(j->addr)), result);
+}
+
+/* The recipient is in: the transaction takes the job's resolution. */
+static void smtp_rcpt_accept(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+	struct smtp_txn *t = &s->txn;
+	smtp_rcpt_log(s, j, "ok");
+	if (t->n_rcpts == t->cap_rcpts) {
+		t->cap_rcpts = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
+		t->rcpts = xreallocarray(t->rcpts, t->cap_rcpts, sizeof(*t->rcpts));
 	}
-	return false;
+	t->rcpts[t->n_rcpts++] = (struct smtp_rcpt){
+		.addr = arena_strdup(t->arena, j->addr), .arena = j->arena, .res = j->res };
+	j->arena = NULL;    /* now the transaction's */
+	if (s->ss)
+		script_session_rcpt(s->ss, j->addr);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* The pending job of a session whose hook finished, or NULL when the
+ * session is gone (its close freed the job). */
+static struct smtp_rcpt_job *smtp_rcpt_take(uint64_t owner, struct smtp_session **s_r)
+{
+	struct conn *c = conn_find(owner);
+	if (c == NULL)
+		return NULL;
+	struct smtp_session *s = c->proto;
+	struct smtp_rcpt_job *j = s->rcpt_pending;
+	s->rcpt_pending = NULL;
+	conn_resume(c);
+	*s_r = s;
+	return j;
+}
+
+static void smtp_rcpt_to_done(uint64_t owner, const struct script_result *r)
+{
+	struct smtp_session *s;
+	struct smtp_rcpt_job *j = smtp_rcpt_take(owner, &s);
+	if (j == NULL)
+		return;
+	if (s->txn.active && smtp_policy_refused(s, r))
+		smtp_rcpt_log(s, j, "policy");
+	else if (s->txn.active)
+		smtp_rcpt_accept(s, j);
+	smtp_rcpt_free(j);
+}
+
+static void smtp_rcpt_to_hook(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+	const char *mb[64], *ext[64];
+	struct script_rcpt_info ri = { .addr = j->addr, .result = "found",
+				       .local_domain = j->res.local_domain,
+				       .mailboxes = mb, .external = ext };
+	for (size_t i = 0; i < j->res.n_nodes; i++) {
+		const struct dir_node *nd = &j->res.nodes[i];
+		if (nd->kind == DIR_NODE_MAILBOX && ri.n_mailboxes < 64)
+			mb[ri.n_mailboxes++] = nd->user.email;
+		else if (nd->kind == DIR_NODE_EXTERNAL && ri.n_external < 64)
+			ext[ri.n_external++] = nd->address;
+	}
+	s->rcpt_pending = j;
+	conn_pause(s->conn);
+	script_call_rcpt(s->ss, "rcpt_to", &ri, smtp_rcpt_to_done, s->conn->id);
 }
 
 static void smtp_rcpt_done(void *arg)
@@ -203,27 +336,62 @@ static void smtp_rcpt_done(void *arg)
 	struct conn *c = conn_find(j->conn_id);
 	struct smtp_session *s = c ? c->proto : NULL;
 	if (s != NULL && s->txn.active) {
-		char q[300];
-		bool ok = smtp_rcpt_verdict(s, j);
-		log_info(c->sid, "event=rcpt qid=%s to=<%s> result=%s", s->txn.qid,
-			 log_quote(q, sizeof(q), j->addr, strlen(j->addr)), ok ? "ok" : "rejected");
-		if (ok) {
-			struct smtp_txn *t = &s->txn;
-			if (t->n_rcpts == t->cap_rcpts) {
-				t->cap_rcpts = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
-				t->rcpts = xreallocarray(t->rcpts, t->cap_rcpts, sizeof(*t->rcpts));
-			}
-			t->rcpts[t->n_rcpts++] = (struct smtp_rcpt){
-				.addr = arena_strdup(t->arena, j->addr), .arena = j->arena, .res = j->res };
-			j->arena = NULL;    /* now the transaction's */
-		} else {
-			smtp_error(s);
-		}
+		char buf[600];
+		const char *refusal = smtp_rcpt_refusal(s, j, buf, sizeof(buf));
 		conn_resume(c);
+		if (refusal) {
+			smtp_rcpt_log(s, j, "rejected");
+			smtp_reply(s, "%s", refusal);
+			smtp_error(s);
+		} else if (smtp_policy_has(s, "rcpt_to")) {
+			smtp_rcpt_to_hook(s, j);
+			return;
+		} else {
+			smtp_rcpt_accept(s, j);
+		}
 	}
-	arena_destroy(&j->arena);
-	free(j->addr);
-	free(j);
+	smtp_rcpt_free(j);
+}
+
+void smtp_txn_close(struct smtp_session *s)
+{
+	smtp_rcpt_free(s->rcpt_pending);
+	s->rcpt_pending = NULL;
+	smtp_txn_reset(s);
+}
+
+static void smtp_rcpt_submit(struct smtp_session *s, struct smtp_rcpt_job *j)
+{
+	conn_pause(s->conn);
+	pool_submit(s->srv->pool, smtp_rcpt_work, smtp_rcpt_done, j);
+}
+
+/* route hook (before the directory): mailbox(addr) looks up addr instead;
+ * relay(host) needs the outbound queue that does not exist yet. */
+static void smtp_route_done(uint64_t owner, const struct script_result *r)
+{
+	struct smtp_session *s;
+	struct smtp_rcpt_job *j = smtp_rcpt_take(owner, &s);
+	if (j == NULL)
+		return;
+	if (!s->txn.active) {
+		smtp_rcpt_free(j);
+	} else if (smtp_policy_refused(s, r)) {
+		smtp_rcpt_log(s, j, "policy");
+		smtp_rcpt_free(j);
+	} else if (r->verdict == SCRIPT_RELAY) {
+		smtp_rcpt_log(s, j, "relay_unavailable");
+		smtp_reply(s, "451 4.4.0 <%s>: Relaying to %s not available yet, try again later",
+			   j->addr, r->arg);
+		smtp_rcpt_free(j);
+	} else {
+		if (r->verdict == SCRIPT_MAILBOX && r->arg[0]) {
+			log_info(s->conn->sid, "event=route from=<%s> to=<%s>", j->addr, r->arg);
+			free(j->addr);
+			j->addr = smtp_addr_norm((struct str){ r->arg, strlen(r->arg) });
+		}
+		smtp_rcpt_submit(s, j);
+	}
 }
 
 static int smtp_rcpt_params(struct smtp_session *s, struct str params)
@@ -292,8 +460,14 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct str args)
 	j->postmaster = s->srv->postmaster;
 	j->size = s->txn.size_decl;
 	j->arena = arena_new();
+	if (!smtp_policy_has(s, "route")) {
+		smtp_rcpt_submit(s, j);
+		return;
+	}
+	struct script_rcpt_info ri = { .addr = j->addr };
+	s->rcpt_pending = j;
 	conn_pause(s->conn);
-	pool_submit(s->srv->pool, smtp_rcpt_work, smtp_rcpt_done, j);
+	script_call_rcpt(s->ss, "route", &ri, smtp_route_done, s->conn->id);
 }
 
 /* --- content --- */

@@ -48,6 +48,24 @@ static int maildir_mkdir(const char *path)
 	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/* A Maildir++ folder carries an empty "maildirfolder" file (Dovecot and
+ * Courier look for it); the new folder's entry in root is made durable
+ * before a message is acknowledged into it. */
+static int maildir_folder_mark(const char *root, const char *dir)
+{
+	char p[4200];
+	snprintf(p, sizeof(p), "%s/maildirfolder", dir);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	int rc = fsync(dfd);
+	close(dfd);
+	return rc;
+}
+
 /* Creates root (and its parents) and the cur/new/tmp triple of dir. */
 static int maildir_create(const char *root, const char *dir)
 {
@@ -69,6 +87,8 @@ static int maildir_create(const char *root, const char *dir)
 		if (maildir_mkdir(p) != 0)
 			return -1;
 	}
+	if (strcmp(root, dir) != 0)
+		return maildir_folder_mark(root, dir);
 	return 0;
 }
 

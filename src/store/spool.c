@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void spool_init(struct spool *s, const char *dir)
@@ -63,8 +64,36 @@ int spool_copy_to(const struct spool *s, int fd)
 	return spool_write_all(fd, buf_ptr(&s->mem), s->mem.len);
 }
 
+int spool_map(struct spool *s, const char **p_r, size_t *len_r)
+{
+	if (s->fd < 0) {
+		*p_r = buf_ptr(&s->mem);
+		*len_r = s->mem.len;
+		return 0;
+	}
+	if (s->map == NULL) {
+		if (s->mem.len > 0) {
+			if (pwrite(s->fd, buf_ptr(&s->mem), s->mem.len, (off_t)s->file_size) != (ssize_t)s->mem.len)
+				return -1;
+			s->file_size += s->mem.len;
+			buf_clear(&s->mem);
+		}
+		void *m = mmap(NULL, (size_t)s->file_size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+		if (m == MAP_FAILED)
+			return -1;
+		s->map = m;
+		s->map_len = (size_t)s->file_size;
+	}
+	*p_r = s->map;
+	*len_r = s->map_len;
+	return 0;
+}
+
 void spool_free(struct spool *s)
 {
+	if (s->map)
+		munmap(s->map, s->map_len);
+	s->map = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;

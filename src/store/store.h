@@ -31,6 +31,8 @@ struct spool {
 	uint64_t file_size;     /* bytes in the file */
 	const char *dir;        /* where O_TMPFILE goes */
 	bool failed;            /* a write failed: the message must be refused */
+	void *map;              /* spool_map() of the file, or NULL */
+	size_t map_len;
 };
 
 void spool_init(struct spool *s, const char *dir);
@@ -40,6 +42,10 @@ uint64_t spool_size(const struct spool *s);
 /* Appends the whole content to fd; 0 or -1 (errno set). Thread-safe for
  * concurrent readers (positional reads). */
 int spool_copy_to(const struct spool *s, int fd);
+/* A contiguous read-only view of the whole content (for the rules): the
+ * memory buffer, or the file mapped after the memory tail is written to
+ * it. Valid until spool_free(). 0, or -1 (errno set). */
+int spool_map(struct spool *s, const char **p_r, size_t *len_r);
 void spool_free(struct spool *s);
 
 struct maildir_target {

@@ -369,6 +369,8 @@ class Daemon:
         self._log_file = None
         self._failed_at_start = tap.failed()
         self.state_dir = os.path.join(self.dir, "state")
+        self.rules_dir = os.path.join(self.dir, "rules")
+        self.policies_dir = os.path.join(self.dir, "policies")
         self.san_dir = os.path.join(self.dir, "san")
         self.conf = os.path.join(self.dir, "moonpost.conf")
         self.log_path = os.path.join(self.dir, "moonpostd.log")
@@ -376,6 +378,8 @@ class Daemon:
             # Workers may drop to nobody: they must reach the dir and write reports.
             os.chmod(self.dir, 0o755)
             os.mkdir(self.state_dir, 0o755)
+            os.mkdir(self.rules_dir, 0o755)
+            os.mkdir(self.policies_dir, 0o755)
             os.mkdir(self.san_dir)
             os.chmod(self.san_dir, 0o1777)
             self.cert, self.key = make_cert(self.dir)
@@ -406,6 +410,9 @@ class Daemon:
             "log": {"level": "info", "syslog": False},
             "tls": {"cert": self.cert, "key": self.key},
             "smtp": {"line_max": 512, "errors_max": 20, "idle_timeout": 300},
+            # Empty rules/policies dirs of our own: tests drop files in them.
+            "lua": {"lib_dir": os.path.join(REPO, "lua"), "rules_dir": self.rules_dir,
+                    "policies_dir": self.policies_dir},
             "listen": [
                 {"address": "127.0.0.1", "port": self.ports["smtp"],
                  "protocol": "smtp", "tls": "starttls"},

@@ -1,0 +1,336 @@
+/* script_set.c - building a script set: one LuaJIT state, the JIT off (so
+ * the count hook always fires, style rule 21), the library's boot.lua run
+ * with the full standard library, which then loads rules/ and policies/
+ * into allow-listed environments and runs their self-tests. */
+#include "script_int.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lualib.h>
+#include <luajit.h>
+
+static const char *const script_hook_names[] = {
+	"connect", "helo", "mail_from", "route", "rcpt_to", "data", "deliver", "auth", "rules",
+};
+
+unsigned script_hook_bit(const char *name)
+{
+	for (size_t i = 0; i < sizeof(script_hook_names) / sizeof(*script_hook_names); i++)
+		if (strcmp(name, script_hook_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+double script_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void script_conf_from(const struct conf *c, struct script_conf *sc)
+{
+	sc->lib_dir = c->lua.lib_dir;
+	sc->rules_dir = c->lua.rules_dir;
+	sc->policies_dir = c->lua.policies_dir;
+	sc->budget = c->lua.budget;
+	sc->load_budget = c->lua.load_budget;
+	sc->reject = c->lua.actions.reject;
+	sc->add_header = c->lua.actions.add_header;
+	sc->soft_reject = c->lua.actions.soft_reject;
+	sc->scan_max = (uint64_t)c->lua.scan_max;
+}
+
+/* The per-state hook: every SCRIPT_HOOK_COUNT instructions. Once over
+ * budget it keeps raising, so a rule's pcall cannot swallow the abort. */
+static struct script_set *script_hook_set(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, "moonpost.set");
+	struct script_set *s = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return s;
+}
+
+static void script_count_hook(lua_State *L, lua_Debug *ar MP_UNUSED)
+{
+	struct script_set *s = script_hook_set(L);
+	if (s == NULL || s->deadline <= 0)
+		return;
+	if (s->aborting || script_now() > s->deadline) {
+		s->aborting = true;
+		luaL_error(L, SCRIPT_BUDGET_ERROR);
+	}
+}
+
+void script_set_enter(struct script_set *s, struct script_call *c, double deadline, const char *sid)
+{
+	s->running = c;
+	s->deadline = deadline;
+	s->aborting = false;
+	s->sid = sid;
+}
+
+void script_set_leave(struct script_set *s)
+{
+	s->running = NULL;
+	s->deadline = 0;
+	s->aborting = false;
+	s->sid = NULL;
+}
+
+static void script_push_conf(lua_State *L, const struct script_set *s)
+{
+	lua_newtable(L);
+	lua_pushstring(L, s->lib_dir);
+	lua_setfield(L, -2, "lib_dir");
+	lua_pushstring(L, s->rules_dir);
+	lua_setfield(L, -2, "rules_dir");
+	lua_pushstring(L, s->policies_dir);
+	lua_setfield(L, -2, "policies_dir");
+	lua_pushnumber(L, s->conf.reject);
+	lua_setfield(L, -2, "reject");
+	lua_pushnumber(L, s->conf.add_header);
+	lua_setfield(L, -2, "add_header");
+	lua_pushnumber(L, s->conf.soft_reject);
+	lua_setfield(L, -2, "soft_reject");
+	lua_pushnumber(L, (double)s->conf.scan_max);
+	lua_setfield(L, -2, "scan_max");
+}
+
+/* traceback handler for the boot pcall */
+static int script_traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+	return 1;
+}
+
+static void script_err_first_line(char *err, size_t size, const char *msg)
+{
+	snprintf(err, size, "%s", msg ? msg : "unknown error");
+	char *nl = strstr(err, "\nstack traceback:");
+	if (nl)
+		*nl = '\0';
+}
+
+/* Runs lib_dir/moonpost/boot.lua(_mp, conf); keeps its API table. */
+static int script_boot(struct script_set *s, char *err, size_t err_size)
+{
+	lua_State *L = s->L;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/moonpost/boot.lua", s->lib_dir);
+	lua_pushcfunction(L, script_traceback);
+	if (luaL_loadfile(L, path) != 0) {
+		script_err_first_line(err, err_size, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	script_lib_open(L, s);
+	script_push_conf(L, s);
+	script_set_enter(s, NULL, script_now() + s->conf.load_budget, NULL);
+	int rc = lua_pcall(L, 2, 1, -4);
+	script_set_leave(s);
+	if (rc != 0) {
+		script_err_first_line(err, err_size, lua_tostring(L, -1));
+		lua_pop(L, 2);
+		return -1;
+	}
+	if (!lua_istable(L, -1)) {
+		snprintf(err, err_size, "%s: did not return the API table", path);
+		lua_pop(L, 2);
+		return -1;
+	}
+	s->api_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* API fields the C side reads once: hooks (name -> true) and hash. */
+static void script_read_api(struct script_set *s)
+{
+	lua_State *L = s->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->api_ref);
+	lua_getfield(L, -1, "hooks");
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			if (lua_type(L, -2) == LUA_TSTRING && lua_toboolean(L, -1))
+				s->hooks |= script_hook_bit(lua_tostring(L, -2));
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "hash");
+	snprintf(s->hash, sizeof(s->hash), "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+	lua_pop(L, 2);
+}
+
+static struct script_set *script_set_new(const struct script_conf *sc, struct ev_loop *loop,
+					 struct pool *pool, struct dir *dir)
+{
+	struct script_set *s = xcalloc(1, sizeof(*s));
+	s->refs = 1;
+	s->conf = *sc;
+	s->lib_dir = xstrdup(sc->lib_dir);
+	s->rules_dir = xstrdup(sc->rules_dir);
+	s->policies_dir = xstrdup(sc->policies_dir);
+	s->conf.lib_dir = s->lib_dir;
+	s->conf.rules_dir = s->rules_dir;
+	s->conf.policies_dir = s->policies_dir;
+	s->loop = loop;
+	s->pool = pool;
+	s->dir = dir;
+	s->api_ref = LUA_NOREF;
+	s->loaded_at = (double)time(NULL);
+	return s;
+}
+
+struct script_set *script_set_load(const struct script_conf *sc, struct ev_loop *loop,
+				   struct pool *pool, struct dir *dir, char *err, size_t err_size)
+{
+	struct script_set *s = script_set_new(sc, loop, pool, dir);
+	s->L = luaL_newstate();
+	if (s->L == NULL) {
+		snprintf(err, err_size, "cannot create a Lua state (out of memory)");
+		script_set_unref(&s);
+		return NULL;
+	}
+	lua_State *L = s->L;
+	luaL_openlibs(L);
+	/* Hooks do not fire inside compiled traces: without the JIT the
+	 * budget holds for every loop (style rule 21). */
+	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+	lua_pushlightuserdata(L, s);
+	lua_setfield(L, LUA_REGISTRYINDEX, "moonpost.set");
+	script_msg_open(L);
+	script_regex_open(L);
+	lua_sethook(L, script_count_hook, LUA_MASKCOUNT, SCRIPT_HOOK_COUNT);
+	if (script_boot(s, err, err_size) != 0) {
+		script_set_unref(&s);
+		return NULL;
+	}
+	script_read_api(s);
+	return s;
+}
+
+void script_set_ref(struct script_set *s)
+{
+	s->refs++;
+}
+
+void script_set_unref(struct script_set **sp)
+{
+	struct script_set *s = *sp;
+	*sp = NULL;
+	if (s == NULL || --s->refs > 0)
+		return;
+	if (s->L)
+		lua_close(s->L);
+	free(s->lib_dir);
+	free(s->rules_dir);
+	free(s->policies_dir);
+	free(s->stats);
+	free(s);
+}
+
+const char *script_set_hash(const struct script_set *s)
+{
+	return s->hash;
+}
+
+bool script_set_has(const struct script_set *s, const char *hook)
+{
+	return (s->hooks & script_hook_bit(hook)) != 0;
+}
+
+const char *script_set_stats_json(struct script_set *s)
+{
+	lua_State *L = s->L;
+	int top = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->api_ref);
+	lua_getfield(L, -1, "stats_json");
+	free(s->stats);
+	s->stats = NULL;
+	script_set_enter(s, NULL, script_now() + 1.0, NULL);
+	if (lua_pcall(L, 0, 1, 0) == 0 && lua_isstring(L, -1))
+		s->stats = xstrdup(lua_tostring(L, -1));
+	script_set_leave(s);
+	lua_settop(L, top);
+	if (s->stats == NULL)
+		s->stats = xstrdup("{}");
+	return s->stats;
+}
+
+static void script_setopt(lua_State *L, const char *k, const char *v)
+{
+	if (v == NULL)
+		return;
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+char *script_set_report(struct script_set *s, const char *raw, size_t len,
+			const struct script_report_opts *o, bool json)
+{
+	lua_State *L = s->L;
+	int top = lua_gettop(L);
+	lua_pushcfunction(L, script_traceback);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->api_ref);
+	lua_getfield(L, -1, "report");
+	lua_remove(L, -2);
+	lua_pushlstring(L, raw, len);
+	lua_newtable(L);
+	script_setopt(L, "file", o->file);
+	script_setopt(L, "from", o->from);
+	script_setopt(L, "rcpt", o->rcpt);
+	script_setopt(L, "ip", o->ip);
+	script_setopt(L, "helo", o->helo);
+	lua_pushstring(L, json ? "json" : "text");
+	script_set_enter(s, NULL, script_now() + (s->conf.budget > 0 ? s->conf.budget : 0.5), "rules-test");
+	int rc = lua_pcall(L, 3, 1, top + 1);
+	script_set_leave(s);
+	char *out;
+	if (rc == 0) {
+		out = xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	} else {
+		const char *m = lua_tostring(L, -1);
+		size_t n = strlen(m ? m : "?") + 32;
+		out = xmalloc(n);
+		snprintf(out, n, "error: %s", m ? m : "?");
+	}
+	lua_settop(L, top);
+	return out;
+}
+
+char *script_status_format(const char *lib_dir, const char *const *json, size_t n,
+			   char *err, size_t err_size)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/moonpost/status.lua", lib_dir);
+	lua_State *L = luaL_newstate();
+	luaL_openlibs(L);
+	char *out = NULL;
+	if (luaL_loadfile(L, path) != 0) {
+		snprintf(err, err_size, "%s", lua_tostring(L, -1));
+		lua_close(L);
+		return NULL;
+	}
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_pushstring(L, json[i]);
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	if (lua_pcall(L, 1, 1, 0) != 0)
+		snprintf(err, err_size, "%s", lua_tostring(L, -1));
+	else
+		out = xstrdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+	lua_close(L);
+	return out;
+}
