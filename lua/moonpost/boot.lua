@@ -152,7 +152,7 @@ local function regex_rule(def)
       end
     end
   end
-  error(fmt("rule %s: needs check = function(ctx) or header/raw_header + re, body or url", def.name), 4)
+  error(fmt("rule %s: needs check = function(ctx) or header/raw_header + re, body or url", def.name), 3)
 end
 
 function base.rule(def)
@@ -396,7 +396,13 @@ local function finish_rule(s, r, t0, ok, v, ...)
   local dt = now() - t0
   r.time = r.time + dt
   if not ok then
-    if v == BUDGET then error(BUDGET, 0) end
+    -- A rule over budget: the scan keeps what it has and skips the rest,
+    -- if the grace to finish is granted (once per call).
+    if v == BUDGET then
+      if not mp.budget_grace() then error(BUDGET, 0) end
+      s.budget_hit = true
+      v = r.file .. ":" .. r.line .. ": budget exceeded (lua.budget)"
+    end
     r.errors = r.errors + 1
     s.errors[#s.errors + 1] = { rule = r.name, error = first_line(v) }
     mp.log("warn", r.file .. ":" .. r.line, "rule " .. r.name .. ": " .. first_line(v), "lua_error")
@@ -479,6 +485,7 @@ local function scan(ctx)
   if not s.forced then
     for _, r in ipairs(rules) do
       finish_rule(s, r, now(), xpcall(r.check, handler, ctx))
+      if s.budget_hit then break end
     end
     for _, c in ipairs(composites) do
       if c.eval(s.symbols) then
@@ -599,7 +606,13 @@ local function run_test(t)
     local neg, name = e:match("^(!?)([%w_]+)$")
     if not name or not rules_by_name[name] then error(fmt("%s: unknown symbol %q in expect", label, e), 0) end
     local fired = s.symbols[name] ~= nil
-    if neg == "" and not fired then error(fmt("%s: %s did not fire (score %.2f)", label, name, s.score), 0) end
+    if neg == "" and not fired then
+      local why = ""
+      for _, x in ipairs(s.errors) do
+        if x.rule == name then why = ": it raised " .. x.error end
+      end
+      error(fmt("%s: %s did not fire (score %.2f)%s", label, name, s.score, why), 0)
+    end
     if neg == "!" and fired then error(fmt("%s: %s fired but must not", label, name), 0) end
   end
   if t.action and t.action ~= s.action then
@@ -664,6 +677,12 @@ function API.report(raw, o, format)
   out[#out + 1] = fmt("total %.2f / %.2f -> %s%s (%.0f us)", s.score, s.required, s.action,
                       s.forced and (" (forced by " .. s.forced .. ")") or "", s.time_us)
   return concat(out, "\n")
+end
+
+-- moonpost rules test --repeat: one more scan of a fresh copy of the
+-- message (nothing cached from earlier scans); its time in µs.
+function API.bench(raw, o)
+  return scan(test_ctx(raw, o)).time_us
 end
 
 function API.stats_json()

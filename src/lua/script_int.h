@@ -13,6 +13,8 @@
 /* Instructions between two budget checks: ~10 us of interpreted Lua. */
 #define SCRIPT_HOOK_COUNT 1000
 #define SCRIPT_BUDGET_ERROR "moonpost: budget exceeded"
+/* Seconds a scan gets to finish after one rule used up the budget. */
+#define SCRIPT_GRACE 0.05
 
 struct script_call;
 
@@ -33,6 +35,7 @@ struct script_set {
 	struct script_call *running;
 	double deadline;
 	bool aborting;          /* the budget error is raised until the call ends */
+	bool graced;            /* budget_grace() was used in this run */
 	const char *sid;        /* for log lines of the running code */
 	char *stats;            /* last script_set_stats_json() */
 	uint64_t next_call_id;

@@ -133,6 +133,22 @@ static int script_lib_over_budget(lua_State *L)
 	return 1;
 }
 
+/* budget_grace() -> true when granted: a rule ran over the budget and the
+ * scan gets SCRIPT_GRACE more seconds to finish its verdict without the
+ * remaining rules. Once per call, so nothing can loop on it. */
+static int script_lib_budget_grace(lua_State *L)
+{
+	struct script_set *s = script_lib_set(L);
+	bool ok = s->deadline > 0 && !s->graced;
+	if (ok) {
+		s->graced = true;
+		s->aborting = false;
+		s->deadline = script_now() + SCRIPT_GRACE;
+	}
+	lua_pushboolean(L, ok);
+	return 1;
+}
+
 /* log(level, where, msg [, event]): one key=value line with the session id. */
 static int script_lib_log(lua_State *L)
 {
@@ -283,6 +299,7 @@ void script_lib_open(lua_State *L, struct script_set *s)
 		{ "listdir", script_lib_listdir },   { "readfile", script_lib_readfile },
 		{ "sha256", script_lib_sha256 },     { "now", script_lib_now },
 		{ "over_budget", script_lib_over_budget }, { "log", script_lib_log },
+		{ "budget_grace", script_lib_budget_grace },
 		{ "sid", script_lib_sid },           { "sleep", script_lib_sleep },
 		{ "dir_lookup", script_lib_dir_lookup }, { "msg_new", script_lib_msg_new },
 		{ NULL, NULL },

@@ -74,6 +74,7 @@ void script_set_enter(struct script_set *s, struct script_call *c, double deadli
 	s->running = c;
 	s->deadline = deadline;
 	s->aborting = false;
+	s->graced = false;
 	s->sid = sid;
 }
 
@@ -276,14 +277,16 @@ static void script_setopt(lua_State *L, const char *k, const char *v)
 	lua_setfield(L, -2, k);
 }
 
-char *script_set_report(struct script_set *s, const char *raw, size_t len,
-			const struct script_report_opts *o, bool json)
+/* Calls API[fn](raw, opts [, format]) with the hook budget; leaves the
+ * result (or the error message) on the stack; 0 = ok. */
+static int script_report_call(struct script_set *s, const char *fn, const char *raw, size_t len,
+			      const struct script_report_opts *o, const char *format)
 {
 	lua_State *L = s->L;
-	int top = lua_gettop(L);
+	int base = lua_gettop(L) + 1;
 	lua_pushcfunction(L, script_traceback);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->api_ref);
-	lua_getfield(L, -1, "report");
+	lua_getfield(L, -1, fn);
 	lua_remove(L, -2);
 	lua_pushlstring(L, raw, len);
 	lua_newtable(L);
@@ -292,10 +295,77 @@ char *script_set_report(struct script_set *s, const char *raw, size_t len,
 	script_setopt(L, "rcpt", o->rcpt);
 	script_setopt(L, "ip", o->ip);
 	script_setopt(L, "helo", o->helo);
-	lua_pushstring(L, json ? "json" : "text");
+	if (format)
+		lua_pushstring(L, format);
 	script_set_enter(s, NULL, script_now() + (s->conf.budget > 0 ? s->conf.budget : 0.5), "rules-test");
-	int rc = lua_pcall(L, 3, 1, top + 1);
+	int rc = lua_pcall(L, format ? 3 : 2, 1, base);
 	script_set_leave(s);
+	lua_remove(L, base);
+	return rc;
+}
+
+static int script_dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* o->repeat scans of fresh copies; appends their statistics to *out
+ * (malloc'd, replaced). An error stops the repeats and is reported. */
+static void script_report_bench(struct script_set *s, const char *raw, size_t len,
+				const struct script_report_opts *o, bool json, char **out)
+{
+	lua_State *L = s->L;
+	double *t = xcalloc(o->repeat, sizeof(*t));
+	unsigned n = 0;
+	const char *err = NULL;
+	for (; n < o->repeat; n++) {
+		int rc = script_report_call(s, "bench", raw, len, o, NULL);
+		if (rc != 0 || !lua_isnumber(L, -1)) {
+			err = lua_tostring(L, -1) ? lua_tostring(L, -1) : "bench: no time";
+			break;
+		}
+		t[n] = lua_tonumber(L, -1);
+		lua_pop(L, 1);
+	}
+	double sum = 0;
+	for (unsigned i = 0; i < n; i++)
+		sum += t[i];
+	qsort(t, n, sizeof(*t), script_dbl_cmp);
+	double med = n == 0 ? 0 : n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+	double p90 = n == 0 ? 0 : t[(size_t)(0.9 * (n - 1) + 0.5)];
+	char add[512];
+	if (json)
+		snprintf(add, sizeof(add),
+			 ",\"bench\":{\"repeat\":%u,\"median_us\":%.3f,\"mean_us\":%.3f,\"min_us\":%.3f,"
+			 "\"p90_us\":%.3f,\"max_us\":%.3f%s}}",
+			 n, med, n ? sum / n : 0, n ? t[0] : 0, p90, n ? t[n - 1] : 0,
+			 err ? ",\"error\":true" : "");
+	else
+		snprintf(add, sizeof(add), "\nbench: %u scans, median %.1f us, mean %.1f us, min %.1f us, p90 %.1f us%s",
+			 n, med, n ? sum / n : 0, n ? t[0] : 0, p90, err ? " (stopped by an error)" : "");
+	size_t ol = strlen(*out);
+	if (json && ol > 0 && (*out)[ol - 1] == '}')
+		ol--;       /* the object goes on */
+	else if (json)
+		add[0] = '\0';
+	char *r = xmalloc(ol + strlen(add) + 1);
+	memcpy(r, *out, ol);
+	strcpy(r + ol, add);
+	free(*out);
+	*out = r;
+	if (err)
+		fprintf(stderr, "%s: bench: %s\n", o->file ? o->file : "-", err);
+	lua_settop(L, lua_gettop(L) - (err ? 1 : 0));
+	free(t);
+}
+
+char *script_set_report(struct script_set *s, const char *raw, size_t len,
+			const struct script_report_opts *o, bool json)
+{
+	lua_State *L = s->L;
+	int top = lua_gettop(L);
+	int rc = script_report_call(s, "report", raw, len, o, json ? "json" : "text");
 	char *out;
 	if (rc == 0) {
 		out = xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
@@ -305,6 +375,9 @@ char *script_set_report(struct script_set *s, const char *raw, size_t len,
 		out = xmalloc(n);
 		snprintf(out, n, "error: %s", m ? m : "?");
 	}
+	lua_settop(L, top);
+	if (rc == 0 && o->repeat > 0)
+		script_report_bench(s, raw, len, o, json, &out);
 	lua_settop(L, top);
 	return out;
 }
