@@ -646,7 +646,9 @@ local function json(v)
     end) .. '"'
   elseif tv == "number" then
     if v ~= v or v == math.huge or v == -math.huge then return "0" end
-    return fmt("%.6g", v)
+    -- Integers (times, counts) exactly; %.6g would round a Unix time.
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return fmt("%d", v) end
+    return fmt("%.10g", v)
   elseif tv == "boolean" then
     return tostring(v)
   end
@@ -697,7 +699,7 @@ function API.stats_json()
   end
   local hs = {}
   for n, x in pairs(hook_stats) do hs[n] = { calls = x.calls, errors = x.errors, time_ms = x.time * 1000 } end
-  return json { hash = API.hash, loaded = os.time(), files = files, rules = rs, hooks = hs }
+  return json { hash = API.hash, loaded = API.loaded_at, files = files, rules = rs, hooks = hs }
 end
 
 -- ---- loading -------------------------------------------------------------------------
@@ -740,4 +742,39 @@ for _, x in ipairs(rules) do x.hits, x.errors, x.time = 0, 0, 0 end
 for _, x in ipairs(composites) do x.hits = 0 end
 for _, x in ipairs(prefilters) do x.hits, x.errors, x.time = 0, 0, 0 end
 API.hash = mp.sha256(concat(hash_parts)):sub(1, 16)
+API.loaded_at = os.time()
+
+if os.getenv("MOONPOST_PROF") then
+  local prof = require("jit.profile")
+  local byline, byfn, byvm, total = {}, {}, {}, 0
+  prof.start("li1", function(th, n, vm)
+    total = total + n
+    local k = prof.dumpstack(th, "pl", 1)
+    byline[k] = (byline[k] or 0) + n
+    local f = prof.dumpstack(th, "F", 1)
+    byfn[f] = (byfn[f] or 0) + n
+    byvm[vm] = (byvm[vm] or 0) + n
+  end)
+  API.__prof = newproxy(true)
+  getmetatable(API.__prof).__gc = (function()
+    prof.stop()
+    local fh = io.open(os.getenv("MOONPOST_PROF"), "w")
+    local function dump(t, title, max)
+      local ks = {}
+      for k in pairs(t) do ks[#ks + 1] = k end
+      table.sort(ks, function(a, b) return t[a] > t[b] end)
+      fh:write("== " .. title .. " (total " .. total .. ")\n")
+      for i = 1, math.min(#ks, max) do fh:write(string.format("%6.2f%%  %s\n", 100 * t[ks[i]] / total, ks[i])) end
+    end
+    local rt, rtot = {}, 0
+    for _, r in ipairs(rules) do rt[r.name .. " " .. r.file .. ":" .. r.line] = r.time; rtot = rtot + r.time end
+    local save = total; total = rtot
+    dump(rt, "rule time", 40)
+    total = save
+    dump(byvm, "vm state", 10)
+    dump(byfn, "functions", 60)
+    dump(byline, "lines", 80)
+    fh:close()
+  end)
+end
 return API
