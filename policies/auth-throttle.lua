@@ -5,6 +5,9 @@
 --    even with the right password, until the window has passed;
 --  * per user: past USER_DELAY failures for one login (from any IP, e.g. a
 --    botnet), answers are delayed, doubling up to USER_DELAY_MAX seconds.
+--    The right password waits as long as a wrong one: a delay on failures
+--    only would tell the guesser "fast answer = right password", and it
+--    would just stop waiting for slow answers.
 -- Counters are per worker process and start again on a reload.
 local IP_DENY = 30
 local USER_DELAY = 5
@@ -13,25 +16,31 @@ local WINDOW = 900
 
 local users = {}   -- login -> { n = failures, t = last failure }
 
-local function user_failures(login, failed)
-  local now = os.time()
+-- Failures of login in the window, before this attempt.
+local function user_failures(login)
   local u = users[login]
-  if u and now - u.t > WINDOW then u = nil end
-  if failed then
-    u = u or { n = 0 }
-    u.n, u.t = u.n + 1, now
-    users[login] = u
-  elseif u and not failed then
+  if u and os.time() - u.t > WINDOW then
     users[login] = nil
     return 0
   end
   return u and u.n or 0
 end
 
+local function user_record(login, result)
+  if result == "fail" then
+    local u = users[login] or { n = 0 }
+    u.n, u.t = u.n + 1, os.time()
+    users[login] = u
+  elseif result == "ok" then
+    users[login] = nil
+  end
+end
+
 hook("auth", function(ctx)
   local a = ctx.auth
-  local failed = a.result == "fail"
-  local n = user_failures(a.user or "", failed)
+  local login = a.user or ""
+  local n = user_failures(login) + (a.result == "fail" and 1 or 0)
+  user_record(login, a.result)
   if a.failures_ip >= IP_DENY then
     return deny("5.7.8 Too many failed logins from your address, try later")
   end

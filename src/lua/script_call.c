@@ -378,6 +378,10 @@ static void script_call_go(struct script_call *c, int nargs)
 	double budget = s->conf.budget > 0 ? s->conf.budget : 0.5;
 	c->deadline = script_now() + budget;
 	if (s->loop) {
+		/* The timer counts from the loop's cached time, which lags
+		 * behind when this call starts late in an iteration; without the
+		 * update a wait could be cut before its deadline. */
+		ev_now_update(s->loop);
 		ev_timer_init(&c->budget, script_budget_cb, budget, 0);
 		c->budget.data = c;
 		ev_timer_start(s->loop, &c->budget);

@@ -2,9 +2,16 @@
  * on lib/rules/policies (debounced: an editor writes a file in several
  * steps), a complete new set built and self-tested, then swapped; the old
  * set lives on in the sessions that hold it. The status file (JSON, atomic
- * rename) is what `moonpost status` reads. */
+ * rename) is what `moonpost status` reads.
+ *
+ * A reload the watch starts is built on a pool thread: loading and the
+ * self-tests take tens of milliseconds with the shipped rules and up to
+ * lua.load_budget for a file that loops, and the loop must keep serving
+ * meanwhile (a set is a state of its own, touched by one thread at a time:
+ * the builder, then the loop once it is handed over). */
 #include "script_int.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -19,6 +26,8 @@
 #define SCRIPT_RELOAD_DEBOUNCE 0.2
 #define SCRIPT_STATUS_INTERVAL 2.0
 
+struct script_build;
+
 struct script_engine {
 	struct script_conf conf;
 	struct ev_loop *loop;
@@ -32,6 +41,21 @@ struct script_engine {
 	unsigned reloads, failures;
 	char last_error[1024];
 	double last_reload;
+	struct script_build *building;  /* a set being built on the pool, or NULL */
+	bool again;             /* files changed while it was built: build again */
+};
+
+/* One off-loop build; the fields the thread reads are copies, so it never
+ * touches the engine. */
+struct script_build {
+	struct script_engine *e;        /* NULL once the engine is gone */
+	struct script_conf conf;
+	struct ev_loop *loop;
+	struct pool *pool;
+	struct dir *dir;
+	struct script_set *set;         /* the result, or NULL with err */
+	double t0;
+	char err[1024];
 };
 
 static void script_json_str(FILE *f, const char *s)
@@ -70,11 +94,9 @@ static void script_engine_write_status(struct script_engine *e)
 		log_warn(NULL, "event=lua_status error=\"%s: %s\"", e->status_path, strerror(errno));
 }
 
-int script_engine_reload(struct script_engine *e)
+/* A finished build (s, or NULL with err): swap it in or keep the old set. */
+static int script_engine_apply(struct script_engine *e, struct script_set *s, const char *err, double t0)
 {
-	char err[1024];
-	double t0 = script_now();
-	struct script_set *s = script_set_load(&e->conf, e->loop, e->pool, e->dir, err, sizeof(err));
 	e->last_reload = (double)time(NULL);
 	e->reloads++;
 	if (s == NULL) {
@@ -95,17 +117,95 @@ int script_engine_reload(struct script_engine *e)
 	return 0;
 }
 
+int script_engine_reload(struct script_engine *e)
+{
+	char err[1024];
+	double t0 = script_now();
+	struct script_set *s = script_set_load(&e->conf, e->loop, e->pool, e->dir, err, sizeof(err));
+	return script_engine_apply(e, s, err, t0);
+}
+
+static void script_build_work(void *arg)
+{
+	struct script_build *b = arg;
+	b->set = script_set_load(&b->conf, b->loop, b->pool, b->dir, b->err, sizeof(b->err));
+}
+
+static void script_build_start(struct script_engine *e);
+
+static void script_build_done(void *arg)
+{
+	struct script_build *b = arg;
+	struct script_engine *e = b->e;
+	if (e == NULL) {
+		script_set_unref(&b->set);
+		free(b);
+		return;
+	}
+	e->building = NULL;
+	script_engine_apply(e, b->set, b->err, b->t0);
+	free(b);
+	if (e->again) {
+		e->again = false;
+		script_build_start(e);
+	}
+}
+
+/* At most one build at a time; changes during it make one more. */
+static void script_build_start(struct script_engine *e)
+{
+	if (e->building) {
+		e->again = true;
+		return;
+	}
+	if (e->pool == NULL) {
+		script_engine_reload(e);
+		return;
+	}
+	struct script_build *b = xcalloc(1, sizeof(*b));
+	b->e = e;
+	b->conf = e->conf;
+	b->loop = e->loop;
+	b->pool = e->pool;
+	b->dir = e->dir;
+	b->t0 = script_now();
+	e->building = b;
+	pool_submit(e->pool, script_build_work, script_build_done, b);
+}
+
 static void script_debounce_cb(struct ev_loop *loop MP_UNUSED, ev_timer *w, int revents MP_UNUSED)
 {
-	script_engine_reload(w->data);
+	script_build_start(w->data);
+}
+
+/* Whether an inotify event can change a set: a file the loader reads
+ * (the "*.lua" names listdir takes, not dotfiles), or the directory itself
+ * (no name: deleted, moved). Editors' swap and backup files (.x.lua.swp,
+ * x.lua~) and a save's temporary file would otherwise rebuild the set on
+ * every keystroke autosave. */
+static bool script_ino_relevant(const struct inotify_event *ev)
+{
+	if (ev->len == 0 || ev->name[0] == '\0')
+		return true;
+	size_t n = strlen(ev->name);
+	return ev->name[0] != '.' && n > 4 && strcmp(ev->name + n - 4, ".lua") == 0;
 }
 
 static void script_ino_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUSED)
 {
 	struct script_engine *e = w->data;
-	char buf[8192];
-	while (read(e->ino_fd, buf, sizeof(buf)) > 0)
-		;
+	/* Aligned for struct inotify_event (inotify(7)). */
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool relevant = false;
+	ssize_t n;
+	while ((n = read(e->ino_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			relevant |= script_ino_relevant(ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	if (!relevant)
+		return;
 	ev_timer_stop(loop, &e->debounce);
 	ev_timer_set(&e->debounce, SCRIPT_RELOAD_DEBOUNCE, 0);
 	ev_timer_start(loop, &e->debounce);
@@ -189,6 +289,8 @@ void script_engine_free(struct script_engine **ep)
 	}
 	if (e->ino_fd >= 0)
 		close(e->ino_fd);
+	if (e->building)
+		e->building->e = NULL;  /* its completion frees what it built */
 	if (e->status_path)
 		unlink(e->status_path);
 	free(e->status_path);

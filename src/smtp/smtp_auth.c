@@ -73,17 +73,23 @@ static void smtp_auth_finish(struct smtp_session *s, struct smtp_auth_job *j)
 	char q[256];
 	log_quote(q, sizeof(q), j->login, strlen(j->login));
 	s->auth_step = SMTP_AUTH_NONE;
-	if (j->result == DIR_FOUND) {
+	if (j->deny[0]) {
+		/* A wrong password stays a failure for the penalty (and for
+		 * the policy's failures_ip next time) even when the policy
+		 * already refuses: otherwise a client past the policy's limit
+		 * would stop counting and slip back under it. */
+		if (j->result == DIR_NOTFOUND)
+			penalty_fail(j->ip);
+		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
+		smtp_reply(s, "535 %s", j->deny);
+		smtp_error(s);
+	} else if (j->result == DIR_FOUND) {
 		penalty_success(j->ip);
 		s->auth_user = arena_strdup(s->conn->arena, j->user);
 		if (s->ss)
 			script_session_user(s->ss, s->auth_user);
 		log_info(s->conn->sid, "event=auth result=ok user=\"%s\"", q);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
-	} else if (j->deny[0]) {
-		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
-		smtp_reply(s, "535 %s", j->deny);
-		smtp_error(s);
 	} else if (j->result == DIR_TEMPFAIL) {
 		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
@@ -106,11 +112,8 @@ static void smtp_auth_hooked(uint64_t owner, const struct script_result *r)
 	struct smtp_session *s = c->proto;
 	struct smtp_auth_job *j = s->auth_job;
 	s->auth_job = NULL;
-	if (r->verdict == SCRIPT_DENY) {
-		if (j->result == DIR_FOUND)
-			j->result = DIR_NOTFOUND;
-		snprintf(j->deny, sizeof(j->deny), "%s", r->text);
-	}
+	if (r->verdict == SCRIPT_DENY)
+		snprintf(j->deny, sizeof(j->deny), "%s", r->text[0] ? r->text : "5.7.8 Authentication refused");
 	if (r->verdict == SCRIPT_DELAY && r->delay > 0) {
 		log_info(c->sid, "event=auth_policy_delay delay_ms=%.0f client=%s", r->delay * 1000, j->ip);
 		j->verified = true;

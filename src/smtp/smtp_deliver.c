@@ -271,6 +271,18 @@ static void smtp_dlv_reply_all(struct smtp_session *s, const char *fmt, const ch
 		smtp_reply(s, fmt, arg);
 }
 
+/* A discarded message is acknowledged as delivered (that is the point of
+ * discard); LMTP gets its usual per-recipient form (RFC 2033 4.2). */
+static void smtp_dlv_reply_discarded(struct smtp_session *s, const char *qid)
+{
+	if (!s->srv->lmtp) {
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+		return;
+	}
+	for (size_t i = 0; i < s->txn.n_rcpts; i++)
+		smtp_reply(s, "250 2.0.0 <%s> Ok: delivered as %s", s->txn.rcpts[i].addr, qid);
+}
+
 static void smtp_dlv_scanned(uint64_t owner, const struct script_result *r)
 {
 	struct conn *c = conn_find(owner);
@@ -290,7 +302,7 @@ static void smtp_dlv_scanned(uint64_t owner, const struct script_result *r)
 		smtp_dlv_reply_all(s, "%s", line);
 	} else if (r->verdict == SCRIPT_DISCARD) {
 		log_info(c->sid, "event=discarded qid=%s by=data", j->qid);
-		smtp_dlv_reply_all(s, "250 2.0.0 Ok: queued as %s", j->qid);
+		smtp_dlv_reply_discarded(s, j->qid);
 	} else {
 		smtp_dlv_apply(s, j, r);
 		smtp_dlv_submit(s, j);

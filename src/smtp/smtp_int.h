@@ -35,6 +35,7 @@ struct smtp_txn {
 	bool active;                    /* MAIL accepted */
 	const char *from;               /* "" for the null reverse-path */
 	uint64_t size_decl;             /* SIZE= (RFC 1870), 0 if none */
+	const char *body;               /* BODY= (RFC 6152) as given, or NULL */
 	const char *ret, *envid;        /* DSN */
 	bool smtputf8;
 	struct smtp_rcpt *rcpts;

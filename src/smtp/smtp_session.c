@@ -183,6 +183,12 @@ static void smtp_cmd_starttls(struct smtp_session *s, struct str args MP_UNUSED)
 	s->esmtp = false;
 	s->auth_user = NULL;
 	smtp_reset(s);
+	if (s->ss) {
+		/* The scripts forget it too: a hook must not trust a login
+		 * made before TLS once the session state was reset. */
+		script_session_user(s->ss, NULL);
+		script_session_helo(s->ss, NULL, false);
+	}
 	conn_starttls(s->conn);
 }
 

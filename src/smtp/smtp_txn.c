@@ -77,7 +77,9 @@ static int smtp_mail_params(struct smtp_session *s, struct str params)
 			t->size_decl = n;
 		} else if (str_case_eq(k, "BODY") &&
 			   (str_case_eq(v, "7BIT") || str_case_eq(v, "8BITMIME"))) {
-			/* 8-bit content is stored as it comes. */
+			/* 8-bit content is stored as it comes; the value is
+			 * kept for the scripts (ctx.env.params.BODY). */
+			t->body = arena_strndup(t->arena, v.p, v.len);
 		} else if (str_case_eq(k, "SMTPUTF8") && v.len == 0) {
 			t->smtputf8 = true;
 		} else if (str_case_eq(k, "RET") && (str_case_eq(v, "FULL") || str_case_eq(v, "HDRS"))) {
@@ -122,11 +124,15 @@ static void smtp_mail_policy(struct smtp_session *s)
 	}
 	char size[32];
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)t->size_decl);
-	const char *params[8];
+	const char *params[10];         /* name/value pairs, one per parameter below */
 	size_t n = 0;
 	if (t->size_decl) {
 		params[2 * n] = "SIZE";
 		params[2 * n++ + 1] = size;
+	}
+	if (t->body) {
+		params[2 * n] = "BODY";
+		params[2 * n++ + 1] = t->body;
 	}
 	if (t->smtputf8) {
 		params[2 * n] = "SMTPUTF8";

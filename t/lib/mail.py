@@ -98,10 +98,11 @@ class Site:
 
     smtp: overrides for the smtp = {} table; lmtp / lmtp_unix add LMTP
     listeners (TCP port self.lmtp_port, socket self.lmtp_path); config:
-    more overrides deep-merged last."""
+    more overrides deep-merged last; setup(daemon) runs just before the
+    start (e.g. to write policies/ or rules/ files)."""
 
     def __init__(self, directory=DIRECTORY, smtp=None, lmtp=False, lmtp_unix=False,
-                 config=None):
+                 config=None, setup=None):
         self.d = mpd.Daemon(start=False)
         self.dirfile = os.path.join(self.d.dir, "directory")
         self.vmail = os.path.join(self.d.dir, "vmail")
@@ -121,6 +122,8 @@ class Site:
             over["smtp"] = smtp
         mpd.merge(over, config or {})
         self.d.write_config(over)
+        if setup:
+            setup(self.d)
         self.d.start()
 
     @property
