@@ -391,9 +391,11 @@ local function opts_of(...)
   return o
 end
 
--- One rule: its own xpcall, so an error counts as "not fired".
+-- One rule: its own xpcall, so an error counts as "not fired". Returns
+-- the time it ended: the next rule's start (one clock read per rule).
 local function finish_rule(s, r, t0, ok, v, ...)
-  local dt = now() - t0
+  local t1 = now()
+  local dt = t1 - t0
   r.time = r.time + dt
   if not ok then
     -- A rule over budget: the scan keeps what it has and skips the rest,
@@ -406,16 +408,17 @@ local function finish_rule(s, r, t0, ok, v, ...)
     r.errors = r.errors + 1
     s.errors[#s.errors + 1] = { rule = r.name, error = first_line(v) }
     mp.log("warn", r.file .. ":" .. r.line, "rule " .. r.name .. ": " .. first_line(v), "lua_error")
-    return
+    return t1
   end
-  if not v then return end
+  if not v then return t1 end
   local w = v == true and 1 or tonumber(v)
-  if not w or w == 0 then return end
+  if not w or w == 0 then return t1 end
   r.hits = r.hits + 1
   local score = r.score * w
   s.symbols[r.name] = { score = score, options = opts_of(...), group = r.group,
                         file = r.file, line = r.line, time_us = dt * 1e6 }
   s.score = s.score + score
+  return t1
 end
 
 local ACTIONS = { ["reject"] = true, ["soft reject"] = true, ["add header"] = true, ["no action"] = true }
@@ -483,8 +486,9 @@ local function scan(ctx)
     end
   end
   if not s.forced then
+    local t = now()
     for _, r in ipairs(rules) do
-      finish_rule(s, r, now(), xpcall(r.check, handler, ctx))
+      t = finish_rule(s, r, t, xpcall(r.check, handler, ctx))
       if s.budget_hit then break end
     end
     for _, c in ipairs(composites) do
@@ -706,7 +710,11 @@ end
 
 local hash_parts = {}
 
-local function load_dir(dir)
+-- What was loaded, for the last good copy (src/lua/script_snapshot.c):
+-- { kind = "rules" | "policies", name, src } in load order.
+API.sources = {}
+
+local function load_dir(dir, kind)
   local label = dir:match("([^/]+)/*$") or dir
   local names, err = mp.listdir(dir)
   if not names then error(err, 0) end
@@ -715,6 +723,7 @@ local function load_dir(dir)
     local src, rerr = mp.readfile(path)
     if not src then error(rerr, 0) end
     hash_parts[#hash_parts + 1] = label .. "/" .. n .. "\0" .. src .. "\0"
+    API.sources[#API.sources + 1] = { kind = kind, name = n, src = src }
     files[#files + 1] = label .. "/" .. n
     local chunk, cerr = loadstring(src, "@" .. label .. "/" .. n)
     if not chunk then error(cerr, 0) end
@@ -727,8 +736,8 @@ local function load_dir(dir)
   end
 end
 
-load_dir(conf.rules_dir)
-load_dir(conf.policies_dir)
+load_dir(conf.rules_dir, "rules")
+load_dir(conf.policies_dir, "policies")
 for _, c in ipairs(composites) do
   for _, a in ipairs(c.atoms) do
     if not rules_by_name[a] then error(fmt("%s:%d: composite %s: unknown symbol %s", c.file, c.line, c.name, a), 0) end
@@ -744,37 +753,4 @@ for _, x in ipairs(prefilters) do x.hits, x.errors, x.time = 0, 0, 0 end
 API.hash = mp.sha256(concat(hash_parts)):sub(1, 16)
 API.loaded_at = os.time()
 
-if os.getenv("MOONPOST_PROF") then
-  local prof = require("jit.profile")
-  local byline, byfn, byvm, total = {}, {}, {}, 0
-  prof.start("li1", function(th, n, vm)
-    total = total + n
-    local k = prof.dumpstack(th, "pl", 1)
-    byline[k] = (byline[k] or 0) + n
-    local f = prof.dumpstack(th, "F", 1)
-    byfn[f] = (byfn[f] or 0) + n
-    byvm[vm] = (byvm[vm] or 0) + n
-  end)
-  API.__prof = newproxy(true)
-  getmetatable(API.__prof).__gc = (function()
-    prof.stop()
-    local fh = io.open(os.getenv("MOONPOST_PROF"), "w")
-    local function dump(t, title, max)
-      local ks = {}
-      for k in pairs(t) do ks[#ks + 1] = k end
-      table.sort(ks, function(a, b) return t[a] > t[b] end)
-      fh:write("== " .. title .. " (total " .. total .. ")\n")
-      for i = 1, math.min(#ks, max) do fh:write(string.format("%6.2f%%  %s\n", 100 * t[ks[i]] / total, ks[i])) end
-    end
-    local rt, rtot = {}, 0
-    for _, r in ipairs(rules) do rt[r.name .. " " .. r.file .. ":" .. r.line] = r.time; rtot = rtot + r.time end
-    local save = total; total = rtot
-    dump(rt, "rule time", 40)
-    total = save
-    dump(byvm, "vm state", 10)
-    dump(byfn, "functions", 60)
-    dump(byline, "lines", 80)
-    fh:close()
-  end)
-end
 return API

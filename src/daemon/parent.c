@@ -224,7 +224,8 @@ static void parent_write_status(const struct conf *c, const char *error)
 }
 
 /* The scripts must load and pass their self-tests before a generation
- * starts on them (workers load the same files again). */
+ * starts on them (workers load the same files again). Good ones are copied
+ * as the last good set for workers that start after a file turned bad. */
 static int parent_check_scripts(const struct conf *c, char *err, size_t size)
 {
 	struct script_conf sc;
@@ -235,6 +236,15 @@ static int parent_check_scripts(const struct conf *c, char *err, size_t size)
 		snprintf(err, size, "lua: %s", e);
 		return -1;
 	}
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct passwd *pw = geteuid() == 0 ? getpwnam(c->user) : NULL;
+	if (pw != NULL) {
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (script_set_snapshot(s, c->state_dir, uid, gid, e, sizeof(e)) != 0)
+		log_warn(NULL, "event=lua_snapshot status=failed error=\"%s\"", e);
 	script_set_unref(&s);
 	return 0;
 }

@@ -190,15 +190,21 @@ static void worker_sweep_done(void *tmpl MP_UNUSED)
 	log_info(NULL, "event=tmp_sweep status=done");
 }
 
-/* The parent checked the scripts before this generation; a failure here
- * (a file edited since) stops the worker: it must not serve mail unfiltered. */
+/* The parent checked the scripts before this generation; a file edited
+ * since may not load: then the last good copy the parent saved runs (the
+ * engine logs it and keeps watching the real files). Only when that fails
+ * too does the worker stop: it must not serve mail unfiltered. */
 static void worker_scripts_start(const struct conf *c)
 {
-	struct script_conf sc;
-	char err[1024], status[4200];
+	struct script_conf sc, fb;
+	char err[1024], status[4200], rules[4200], policies[4200];
 	script_conf_from(c, &sc);
+	fb = sc;
+	script_snapshot_paths(c->state_dir, rules, policies, sizeof(rules));
+	fb.rules_dir = rules;
+	fb.policies_dir = policies;
 	snprintf(status, sizeof(status), "%s/status/lua-%d.json", c->state_dir, (int)getpid());
-	worker.scripts = script_engine_new(&sc, worker.loop, worker.pool, worker.dir, c->lua.watch,
+	worker.scripts = script_engine_new(&sc, &fb, worker.loop, worker.pool, worker.dir, c->lua.watch,
 					   status, err, sizeof(err));
 	if (worker.scripts == NULL) {
 		char q[1200];

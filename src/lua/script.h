@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ev.h>
 
@@ -45,6 +46,8 @@ struct script_conf {
 	double load_budget;     /* seconds for loading + self-tests of a set */
 	double reject, add_header, soft_reject;   /* action thresholds, 0 = off */
 	uint64_t scan_max;      /* bytes: larger messages skip the rules */
+	const char *state_dir;  /* a worker's reloads refresh the last good copy
+				   here (script_set_snapshot); NULL = no copy */
 };
 
 void script_conf_from(const struct conf *c, struct script_conf *sc);
@@ -68,9 +71,16 @@ const char *script_set_stats_json(struct script_set *s);
 
 /* `moonpost rules test`: scans raw with the set's rules (no server: waits
  * return at once) and returns a malloc'd report, text or one JSON object
- * ({file, score, action, required, symbols, errors, time_us}). */
+ * ({file, score, action, required, symbols, errors, time_us}). time_us is
+ * the scan alone (prefilters, rules, composites, headers), measured inside
+ * the Lua state: no process start, no file reading. */
 struct script_report_opts {
 	const char *file, *from, *rcpt, *ip, *helo;
+	/* > 0: after the reported scan, scan fresh copies of the message this
+	 * many times more (each its own call, its own budget) and add their
+	 * times: "bench": {repeat, median_us, mean_us, min_us, p90_us, max_us}
+	 * (JSON) or a "bench:" line (text). For bench/rules-eval.sh. */
+	unsigned repeat;
 };
 char *script_set_report(struct script_set *s, const char *raw, size_t len,
 			const struct script_report_opts *o, bool json);
@@ -78,6 +88,17 @@ char *script_set_report(struct script_set *s, const char *raw, size_t len,
  * parent) with lib_dir/moonpost/status.lua. malloc'd text, or NULL with err. */
 char *script_status_format(const char *lib_dir, const char *const *json, size_t n,
 			   char *err, size_t err_size);
+
+/* The last good copy of rules/ and policies/ (script_snapshot.c): the
+ * sources s was built from, written under state_dir/lua-good and swapped in
+ * atomically; uid/gid own the directories ((uid_t)-1: leave them). The
+ * parent saves it when a generation starts, a worker after a hot reload; a
+ * worker whose configured files no longer load starts on it. Blocks on
+ * disk. 0, or -1 with err. */
+int script_set_snapshot(struct script_set *s, const char *state_dir, uid_t uid, gid_t gid,
+			char *err, size_t err_size);
+/* Where the copy is: state_dir/lua-good/{rules,policies}. */
+void script_snapshot_paths(const char *state_dir, char *rules, char *policies, size_t size);
 
 /* ---- sessions: the ctx table of one connection ------------------------ */
 
@@ -190,12 +211,15 @@ void script_call_message(struct script_session *ss, const struct script_target *
 
 struct script_engine;
 
-/* Loads the first set; NULL with err when it fails (the worker must not
- * serve with a broken set). watch: reload on changes (inotify). status_path:
- * where the stats JSON is written (after each reload and every few seconds
- * while counters move), "" for none. */
-struct script_engine *script_engine_new(const struct script_conf *sc, struct ev_loop *loop,
-					struct pool *pool, struct dir *dir, bool watch,
+/* Loads the first set; when sc's files do not load and fallback is not
+ * NULL, the set from fallback's directories (the last good copy) is used
+ * and the error is kept as the last reload result; later reloads read sc's
+ * directories again. NULL with err when nothing loads (the worker must not
+ * serve with a broken set). watch: reload on changes (inotify) of sc's
+ * directories. status_path: where the stats JSON is written (after each
+ * reload and every few seconds while counters move), "" for none. */
+struct script_engine *script_engine_new(const struct script_conf *sc, const struct script_conf *fallback,
+					struct ev_loop *loop, struct pool *pool, struct dir *dir, bool watch,
 					const char *status_path, char *err, size_t err_size);
 /* The current set (not referenced: take a ref to keep it). */
 struct script_set *script_engine_current(struct script_engine *e);

@@ -129,6 +129,11 @@ static void script_build_work(void *arg)
 {
 	struct script_build *b = arg;
 	b->set = script_set_load(&b->conf, b->loop, b->pool, b->dir, b->err, sizeof(b->err));
+	/* Still this thread's set: refresh the last good copy from it. */
+	char err[1024];
+	if (b->set != NULL && b->conf.state_dir != NULL &&
+	    script_set_snapshot(b->set, b->conf.state_dir, (uid_t)-1, (gid_t)-1, err, sizeof(err)) != 0)
+		log_warn(NULL, "event=lua_snapshot status=failed error=\"%s\"", err);
 }
 
 static void script_build_start(struct script_engine *e);
@@ -236,14 +241,37 @@ static void script_engine_watch(struct script_engine *e)
 	ev_io_start(e->loop, &e->ino);
 }
 
-struct script_engine *script_engine_new(const struct script_conf *sc, struct ev_loop *loop,
-					struct pool *pool, struct dir *dir, bool watch,
+/* The configured files do not load: the last good copy, if it does. */
+static struct script_set *script_engine_fallback(const struct script_conf *fb, struct ev_loop *loop,
+						 struct pool *pool, struct dir *dir, const char *err)
+{
+	char q[1100], fb_err[1024];
+	log_error(NULL, "event=lua_load status=failed error=\"%s\"", log_quote(q, sizeof(q), err, strlen(err)));
+	struct script_set *s = script_set_load(fb, loop, pool, dir, fb_err, sizeof(fb_err));
+	if (s != NULL)
+		log_error(NULL, "event=lua_load status=fallback hash=%s rules=%s policies=%s "
+			  "msg=\"running the last good copy until the files are fixed\"",
+			  script_set_hash(s), fb->rules_dir, fb->policies_dir);
+	return s;
+}
+
+struct script_engine *script_engine_new(const struct script_conf *sc, const struct script_conf *fallback,
+					struct ev_loop *loop, struct pool *pool, struct dir *dir, bool watch,
 					const char *status_path, char *err, size_t err_size)
 {
 	struct script_set *s = script_set_load(sc, loop, pool, dir, err, err_size);
+	bool fell_back = false;
+	if (s == NULL && fallback != NULL) {
+		s = script_engine_fallback(fallback, loop, pool, dir, err);
+		fell_back = s != NULL;
+	}
 	if (s == NULL)
 		return NULL;
 	struct script_engine *e = xcalloc(1, sizeof(*e));
+	if (fell_back) {
+		snprintf(e->last_error, sizeof(e->last_error), "%s (running the last good copy)", err);
+		e->failures++;
+	}
 	e->conf = *sc;
 	e->loop = loop;
 	e->pool = pool;

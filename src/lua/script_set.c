@@ -1,5 +1,6 @@
 /* script_set.c - building a script set: one LuaJIT state, the JIT off (so
- * the count hook always fires, style rule 21), the library's boot.lua run
+ * the count hook always fires, style rule 21; it is installed when a run's
+ * deadline passes, see script_count_hook), the library's boot.lua run
  * with the full standard library, which then loads rules/ and policies/
  * into allow-listed environments and runs their self-tests. */
 #include "script_int.h"
@@ -8,10 +9,12 @@
 #include "core/util.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lualib.h>
 #include <luajit.h>
@@ -46,6 +49,7 @@ void script_conf_from(const struct conf *c, struct script_conf *sc)
 	sc->add_header = c->lua.actions.add_header;
 	sc->soft_reject = c->lua.actions.soft_reject;
 	sc->scan_max = (uint64_t)c->lua.scan_max;
+	sc->state_dir = c->state_dir;
 }
 
 /* The per-state hook: every SCRIPT_HOOK_COUNT instructions. Once over
@@ -58,15 +62,97 @@ static struct script_set *script_hook_set(lua_State *L)
 	return s;
 }
 
+/* The count hook costs every interpreted instruction a few cycles even
+ * when it has nothing to do, so it is installed only once the deadline has
+ * passed: a POSIX timer of the loop thread (SIGEV_THREAD_ID) fires at the
+ * deadline and its signal handler installs the hook, as luajit.c does on
+ * SIGINT and LuaJIT's own profiler does from SIGPROF. The timer then
+ * repeats every SCRIPT_ALARM_REPEAT seconds: LuaJIT restores the hook mask
+ * saved before a __gc finalizer, which can drop a hook set meanwhile. The
+ * hook stays in place until the run ends, checking every SCRIPT_HOOK_COUNT
+ * instructions (a grace period moves the deadline). A thread without the
+ * timer (or a failed timer_create) keeps the hook installed throughout. */
+#define SCRIPT_ALARM_REPEAT 0.005
+
+static struct {
+	bool ok;                        /* timer made in this process/thread */
+	pid_t pid, tid;
+	timer_t timer;
+	int sig;
+} script_alarm;
+static lua_State *volatile script_alarm_L;      /* the state running now */
+
 static void script_count_hook(lua_State *L, lua_Debug *ar MP_UNUSED)
 {
 	struct script_set *s = script_hook_set(L);
-	if (s == NULL || s->deadline <= 0)
+	if (s == NULL || s->deadline <= 0) {
+		if (s == NULL || !s->hook_always)
+			lua_sethook(L, NULL, 0, 0);     /* a late alarm: nothing runs */
 		return;
+	}
+	/* back to every SCRIPT_HOOK_COUNT instructions first: the error
+	 * handlers that see the abort need a few instructions to run */
+	if (lua_gethookcount(L) != SCRIPT_HOOK_COUNT)
+		lua_sethook(L, script_count_hook, LUA_MASKCOUNT, SCRIPT_HOOK_COUNT);
 	if (s->aborting || script_now() > s->deadline) {
 		s->aborting = true;
 		luaL_error(L, SCRIPT_BUDGET_ERROR);
 	}
+}
+
+static void script_alarm_handler(int sig MP_UNUSED)
+{
+	lua_State *L = script_alarm_L;
+	if (L != NULL)
+		lua_sethook(L, script_count_hook, LUA_MASKCOUNT, 1);
+}
+
+/* The timer of this thread, made on first use (and again after a fork). */
+static bool script_alarm_ready(void)
+{
+	pid_t pid = getpid(), tid = gettid();
+	if (script_alarm.ok && script_alarm.pid == pid)
+		return script_alarm.tid == tid;
+	script_alarm.ok = false;
+	script_alarm.sig = SIGRTMIN + 3;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = script_alarm_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	struct sigevent ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = script_alarm.sig;
+	ev._sigev_un._tid = tid;        /* sigev_notify_thread_id */
+	if (sigaction(script_alarm.sig, &sa, NULL) != 0 ||
+	    timer_create(CLOCK_MONOTONIC, &ev, &script_alarm.timer) != 0)
+		return false;
+	script_alarm.ok = true;
+	script_alarm.pid = pid;
+	script_alarm.tid = tid;
+	return true;
+}
+
+static struct timespec script_ts(double t)
+{
+	struct timespec ts;
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L)
+		ts.tv_nsec = 999999999L;
+	return ts;
+}
+
+/* Arms the alarm for s->deadline (CLOCK_MONOTONIC, as script_now). */
+void script_set_rearm(struct script_set *s)
+{
+	if (s->hook_always || s->deadline <= 0 || !script_alarm.ok)
+		return;
+	struct itimerspec its;
+	its.it_value = script_ts(s->deadline);
+	its.it_interval = script_ts(SCRIPT_ALARM_REPEAT);
+	timer_settime(script_alarm.timer, TIMER_ABSTIME, &its, NULL);
 }
 
 void script_set_enter(struct script_set *s, struct script_call *c, double deadline, const char *sid)
@@ -76,6 +162,15 @@ void script_set_enter(struct script_set *s, struct script_call *c, double deadli
 	s->aborting = false;
 	s->graced = false;
 	s->sid = sid;
+	if (s->hook_always)
+		return;
+	if (!script_alarm_ready()) {
+		/* not the thread the timer belongs to: the old way */
+		lua_sethook(s->L, script_count_hook, LUA_MASKCOUNT, SCRIPT_HOOK_COUNT);
+		return;
+	}
+	script_alarm_L = s->L;
+	script_set_rearm(s);
 }
 
 void script_set_leave(struct script_set *s)
@@ -84,6 +179,16 @@ void script_set_leave(struct script_set *s)
 	s->deadline = 0;
 	s->aborting = false;
 	s->sid = NULL;
+	if (s->hook_always)
+		return;
+	script_alarm_L = NULL;
+	if (script_alarm.ok && script_alarm.pid == getpid()) {
+		struct itimerspec off;
+		memset(&off, 0, sizeof(off));
+		timer_settime(script_alarm.timer, 0, &off, NULL);
+	}
+	if (lua_gethookmask(s->L) != 0)
+		lua_sethook(s->L, NULL, 0, 0);
 }
 
 static void script_push_conf(lua_State *L, const struct script_set *s)
@@ -205,6 +310,7 @@ struct script_set *script_set_load(const struct script_conf *sc, struct ev_loop 
 	}
 	lua_State *L = s->L;
 	luaL_openlibs(L);
+	script_str_open(L);
 	/* Hooks do not fire inside compiled traces: without the JIT the
 	 * budget holds for every loop (style rule 21). */
 	luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
@@ -212,7 +318,12 @@ struct script_set *script_set_load(const struct script_conf *sc, struct ev_loop 
 	lua_setfield(L, LUA_REGISTRYINDEX, "moonpost.set");
 	script_msg_open(L);
 	script_regex_open(L);
-	lua_sethook(L, script_count_hook, LUA_MASKCOUNT, SCRIPT_HOOK_COUNT);
+	/* the count hook is installed by the deadline alarm (script_set_enter);
+	 * MOONPOST_LUA_HOOK=always keeps it on throughout (for comparison) */
+	const char *hk = getenv("MOONPOST_LUA_HOOK");
+	s->hook_always = hk != NULL && strcmp(hk, "always") == 0;
+	if (s->hook_always)
+		lua_sethook(L, script_count_hook, LUA_MASKCOUNT, SCRIPT_HOOK_COUNT);
 	if (script_boot(s, err, err_size) != 0) {
 		script_set_unref(&s);
 		return NULL;
