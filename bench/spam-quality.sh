@@ -39,7 +39,8 @@
 # Output: the table on stdout; raw per-message results in
 #   build/bench/spam-quality-moonpost.json, build/bench/spam-quality-rspamd.json,
 #   summary in build/bench/spam-quality.json. Exit 1 if a target is missed.
-# Takes about 2-3 minutes (the anchor's rspamd compiles its hyperscan DB first).
+# Takes about 10 minutes: moonpost needs seconds; rspamd ~570 s for the 2,796
+# messages (some scans wait out its 8 s task timeout on DNS with the stub).
 set -euo pipefail
 
 NAME=spam-quality

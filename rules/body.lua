@@ -4,13 +4,31 @@
 
 local function lower(s) return s and s:lower() or "" end
 
+-- Per-message memo (weak keys, so an entry goes with its message):
+-- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
+-- text) on every call; the rules of this file share one result per message.
+local MEMO = setmetatable({}, { __mode = "k" })
+local function memo(msg, what)
+  local c = MEMO[msg]
+  if not c then
+    c = {}
+    MEMO[msg] = c
+  end
+  local v = c[what]
+  if v == nil then
+    v = msg[what](msg) or {}
+    c[what] = v
+  end
+  return v
+end
+
 -- BODY_SHOUTING: most letters of a longer text in capitals.
 rule{
-  name = "BODY_SHOUTING", score = 1.0, group = "body",
+  name = "BODY_SHOUTING", score = 1.5, group = "body",
   description = "Over 40% of the body's letters are capitals",
   check = function(ctx)
     local up, all = 0, 0
-    for _, t in ipairs(ctx.msg:text() or {}) do
+    for _, t in ipairs(memo(ctx.msg, "text")) do
       local s = t.text or ""
       up = up + select(2, s:gsub("%u", ""))
       all = all + select(2, s:gsub("%a", ""))
@@ -22,11 +40,11 @@ rule{
 -- BODY_EXCLAIM: "!!" runs or a pile of exclamation marks: selling, not
 -- writing.
 rule{
-  name = "BODY_EXCLAIM", score = 0.5, group = "body",
+  name = "BODY_EXCLAIM", score = 1.0, group = "body",
   description = "Many exclamation marks in the body",
   check = function(ctx)
     local n, runs = 0, 0
-    for _, t in ipairs(ctx.msg:text() or {}) do
+    for _, t in ipairs(memo(ctx.msg, "text")) do
       local s = t.text or ""
       n = n + select(2, s:gsub("!", ""))
       runs = runs + select(2, s:gsub("!!+", ""))
@@ -38,10 +56,10 @@ rule{
 -- MIME_HTML_IN_PLAIN: a part labelled text/plain that is HTML source: a
 -- template sent with the wrong Content-Type by a bulk tool.
 rule{
-  name = "MIME_HTML_IN_PLAIN", score = 1.0, group = "mime",
+  name = "MIME_HTML_IN_PLAIN", score = 1.5, group = "mime",
   description = "text/plain part that contains HTML markup",
   check = function(ctx)
-    for _, t in ipairs(ctx.msg:text() or {}) do
+    for _, t in ipairs(memo(ctx.msg, "text")) do
       if not t.html then
         local s = lower((t.text or ""):sub(1, 4000))
         local tags = select(2, s:gsub("<%s*/?%s*[abfhpt][a-z0-9]*[%s>]", ""))
@@ -50,6 +68,30 @@ rule{
           return true
         end
       end
+    end
+    return false
+  end,
+}
+
+-- BULK_NO_LIST_UNSUB: the text offers a way off a mailing list
+-- ("unsubscribe", "opt out", "to be removed from our list") but the message
+-- has none of the list headers (List-Unsubscribe, List-Id, RFC 2369) that
+-- list software and honest bulk senders add, and is no reply. Bulk mail
+-- sent by something that is not a list manager; the big mailbox providers
+-- ask every bulk sender for List-Unsubscribe.
+local LIST_HEADERS = { "List-Unsubscribe", "List-Id", "List-Post", "X-Mailman-Version",
+                       "Mailing-List", "In-Reply-To", "References" }
+rule{
+  name = "BULK_NO_LIST_UNSUB", score = 1.0, group = "body",
+  description = "Opt-out text without List-Unsubscribe or other list headers",
+  check = function(ctx)
+    local m = ctx.msg
+    for _, h in ipairs(LIST_HEADERS) do
+      if m:header(h) ~= nil then return false end
+    end
+    local re = regex.new([[/\bunsubscri|\bopt[- ]?out\b|\bremoved?\b.{0,40}\b(?:list|mailing|e-?mail|address)/is]])
+    for _, t in ipairs(memo(m, "text")) do
+      if re:match(t.text or "") then return true end
     end
     return false
   end,
@@ -68,7 +110,7 @@ Hi Bob! The notes from today's meeting are below. NASA and the ESA will
 send their figures by Friday; the HTML version is on the wiki, see the
 <a> and <p> tags discussion there. Thanks!
 ]],
-  expect = { "!BODY_SHOUTING", "!BODY_EXCLAIM", "!MIME_HTML_IN_PLAIN" },
+  expect = { "!BODY_SHOUTING", "!BODY_EXCLAIM", "!MIME_HTML_IN_PLAIN", "!BULK_NO_LIST_UNSUB" },
   action = "no action",
 }
 
@@ -88,4 +130,36 @@ OR CLICK THE LINK BELOW TO GET STARTED, THOUSANDS OF HAPPY CUSTOMERS CANNOT
 BE WRONG!!! <a href="http://x.example/">HERE</a></p></body></html>
 ]],
   expect = { "BODY_SHOUTING", "BODY_EXCLAIM", "MIME_HTML_IN_PLAIN" },
+}
+
+test{
+  name = "body: opt-out text with and without list headers",
+  message = [[
+From: offers@example.net
+To: bob@example.org
+Subject: hi
+Date: Tue, 03 Sep 2002 10:00:00 +0200
+Message-ID: <b3@example.net>
+
+Great deals this week. To be removed from our mailing list, reply with REMOVE.
+]],
+  expect = { "BULK_NO_LIST_UNSUB" },
+}
+
+test{
+  name = "body: a list post with its footer",
+  message = [[
+From: Dave <dave@example.net>
+To: dev@lists.example.org
+Subject: release
+Date: Tue, 03 Sep 2002 10:00:00 +0200
+Message-ID: <b4@example.net>
+List-Id: <dev.lists.example.org>
+List-Unsubscribe: <mailto:dev-request@lists.example.org?subject=unsubscribe>
+
+Release is out.
+--
+To unsubscribe, e-mail dev-request@lists.example.org
+]],
+  expect = { "!BULK_NO_LIST_UNSUB" },
 }

@@ -4,6 +4,24 @@
 
 local function lower(s) return s and s:lower() or "" end
 
+-- Per-message memo (weak keys, so an entry goes with its message):
+-- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
+-- text) on every call; the rules of this file share one result per message.
+local MEMO = setmetatable({}, { __mode = "k" })
+local function memo(msg, what)
+  local c = MEMO[msg]
+  if not c then
+    c = {}
+    MEMO[msg] = c
+  end
+  local v = c[what]
+  if v == nil then
+    v = msg[what](msg) or {}
+    c[what] = v
+  end
+  return v
+end
+
 -- True when s is valid UTF-8 (RFC 3629: no overlongs, no surrogates).
 local function valid_utf8(s)
   local i, n = 1, #s
@@ -46,6 +64,22 @@ rule{
   end,
 }
 
+-- ADDR_ENCODED_WORD: an encoded-word inside the address itself
+-- ("=?iso-2022-jp?B?...?=@example.jp"): RFC 2047 5 allows them only in
+-- the display name; no mail program puts one in an address, bulk tools
+-- that encode whole header lines do.
+rule{
+  name = "ADDR_ENCODED_WORD", score = 2.0, group = "charset",
+  description = "RFC 2047 encoded-word inside a From/To address",
+  check = function(ctx)
+    for _, h in ipairs({ "From", "To" }) do
+      local raw = ctx.msg:raw_header(h)
+      if raw and raw:find("?=@", 1, true) then return true, h end
+    end
+    return false
+  end,
+}
+
 -- SUBJ_MIXED_SCRIPT: a word mixing Latin letters with Cyrillic or Greek
 -- ones ("Pаypal" with a Cyrillic a): look-alike spelling that defeats word
 -- filters and fools readers. Real Russian or Greek text keeps words whole.
@@ -72,7 +106,7 @@ rule{
   description = "Text in a charset nobody knows",
   check = function(ctx)
     if (ctx.msg:flags() or {}).unknown_charset then return true end
-    for _, p in ipairs(ctx.msg:parts()) do
+    for _, p in ipairs(memo(ctx.msg, "parts")) do
       if p.is_text and not p.charset_known then return true, p.charset end
     end
     return false
@@ -98,12 +132,12 @@ rule{
   check = function(ctx)
     local msg = ctx.msg
     local ascii = {}
-    for _, p in ipairs(msg:parts() or {}) do
+    for _, p in ipairs(memo(msg, "parts")) do
       local cs = lower(p.charset)
       if p.is_text and (cs == "" or cs == "us-ascii") then ascii[p.index] = true end
     end
     if next(ascii) == nil then return false end
-    for _, t in ipairs(msg:text() or {}) do
+    for _, t in ipairs(memo(msg, "text")) do
       if ascii[t.part] and (t.text or ""):find("[\128-\255]") then return true end
     end
     return false
@@ -114,7 +148,7 @@ rule{
 -- (RFC 6532 allows UTF-8 only): the reader's client has to guess the
 -- charset; bulk tools in other locales do this.
 rule{
-  name = "HDR_8BIT", score = 1.0, group = "charset",
+  name = "HDR_8BIT", score = 1.5, group = "charset",
   description = "Unencoded non-UTF-8 8-bit bytes in Subject or From",
   check = function(ctx)
     for _, h in ipairs({ "Subject", "From" }) do
@@ -163,7 +197,7 @@ Grüße aus München, привет из Москвы.
 ]],
   expect = { "!FROM_ENCODED_ADDR", "!SUBJ_MIXED_SCRIPT", "!MIME_UNKNOWN_CHARSET",
              "!MIME_BAD_CHARSET", "!CHARSET_ASCII_8BIT", "!HDR_8BIT", "!HDR_BAD_2047",
-             "!SUBJ_ENCODED_ASCII" },
+             "!SUBJ_ENCODED_ASCII", "!ADDR_ENCODED_WORD" },
   action = "no action",
 }
 
@@ -195,4 +229,18 @@ test{
     "Content-Type: text/plain; charset=us-ascii\n\n" ..
     "Caf\195\169 ol\195\169\n",
   expect = { "SUBJ_ENCODED_ASCII", "HDR_8BIT", "CHARSET_ASCII_8BIT", "!SUBJ_MIXED_SCRIPT" },
+}
+
+test{
+  name = "charset: an encoded-word as the local part of an address",
+  message = [[
+From: =?iso-2022-jp?B?am9rb0Bycy4xMjgubmUuanA=?=@example.jp
+To: =?iso-2022-jp?B?MTIx?=@example.org
+Subject: hello
+Date: Tue, 03 Sep 2002 10:00:00 +0200
+Message-ID: <c4@example.jp>
+
+hi
+]],
+  expect = { "ADDR_ENCODED_WORD" },
 }

@@ -52,13 +52,16 @@ local function parse_date(s)
 end
 
 -- Times of the Received headers, newest (top) first; undated ones skipped.
+local TIMES = setmetatable({}, { __mode = "k" })  -- per message (weak keys)
 local function received_times(msg)
+  if TIMES[msg] then return TIMES[msg] end
   local out = {}
   for _, v in ipairs(msg:headers("Received") or {}) do
     local semi = v:match(".*;(.*)$")
     local t = semi and parse_date(semi)
     if t then out[#out + 1] = t end
   end
+  TIMES[msg] = out
   return out
 end
 
@@ -94,7 +97,7 @@ rule{
 -- DATE_BAD_ZONE: a numeric zone that does not exist (-1600, +-0500, minutes
 -- not 00/30/45): bulk tools that compute the zone wrongly.
 rule{
-  name = "DATE_BAD_ZONE", score = 2.0, group = "dates",
+  name = "DATE_BAD_ZONE", score = 2.5, group = "dates",
   description = "Date has an impossible time zone",
   check = function(ctx)
     local v = ctx.msg:header("Date")
@@ -110,7 +113,7 @@ rule{
 
 -- DATE_NO_ZONE: a time without any zone: MUAs always write one.
 rule{
-  name = "DATE_NO_ZONE", score = 1.0, group = "dates",
+  name = "DATE_NO_ZONE", score = 1.5, group = "dates",
   description = "Date has no time zone",
   check = function(ctx)
     local v = ctx.msg:header("Date")
@@ -122,6 +125,8 @@ rule{
 
 -- DATE_IN_FUTURE: dated more than 12 hours after it reached us: a wrong
 -- clock or zone on purpose, to stay at the top of a date-sorted inbox.
+-- A wrong zone is off by a day at most; three days or more ahead is a
+-- date made up on purpose, and scores half as much again.
 rule{
   name = "DATE_IN_FUTURE", score = 2.0, group = "dates",
   description = "Date is more than 12 hours after the message arrived",
@@ -129,6 +134,7 @@ rule{
     local d = ctx.msg.date
     if not d then return false end
     local diff = d - reference_time(ctx.msg)
+    if diff > 72 * HOUR then return 1.5, string.format("%.0fh", diff / HOUR) end
     return diff > 12 * HOUR, string.format("%.0fh", diff / HOUR)
   end,
 }

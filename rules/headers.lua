@@ -2,7 +2,8 @@
 -- Subject and the mailer. Each rule is a small, general signal; only a
 -- combination of them (or one of them with body evidence) should reach the
 -- add-header threshold (6). Date rules are in dates.lua, charset tricks in
--- charset.lua.
+-- charset.lua, mailer fingerprints (Outlook ids, MimeOLE) in mua.lua,
+-- combinations of forgery tells in combined.lua.
 
 local function lower(s) return s and s:lower() or "" end
 
@@ -53,7 +54,7 @@ rule{
 -- INVALID_MID: a Message-ID that is not "<left@right>" (spaces inside, no
 -- '@', no brackets): made up by a script, not by a mail program.
 rule{
-  name = "INVALID_MID", score = 1.2, group = "headers",
+  name = "INVALID_MID", score = 2.5, group = "headers",
   description = "Message-ID is not <id@domain>",
   check = function(ctx)
     local v = ctx.msg:header("Message-ID")
@@ -67,7 +68,7 @@ rule{
 -- are zero-padded ("<00004ee7187c$00004968$00001798@...>"): Outlook prints
 -- them without padding; a famous bulk mailer pads them.
 rule{
-  name = "MID_RATWARE", score = 2.0, group = "headers",
+  name = "MID_RATWARE", score = 2.5, group = "headers",
   description = "Message-ID in a zero-padded fake Outlook format",
   check = function(ctx)
     local v = ctx.msg:header("Message-ID") or ""
@@ -75,27 +76,10 @@ rule{
   end,
 }
 
--- MID_OUTLOOK_NO_MUA: an Outlook-style Message-ID (12$8$8 hex digits) on a
--- message that names no mailer at all: Outlook always adds X-Mailer or
--- X-MimeOLE, so the id was copied by something else.
-rule{
-  name = "MID_OUTLOOK_NO_MUA", score = 1.5, group = "headers",
-  description = "Outlook-style Message-ID but no Outlook headers",
-  check = function(ctx)
-    local m = ctx.msg
-    local v = m:header("Message-ID") or ""
-    if not v:match("^%s*<%x%x%x%x%x%x%x%x%x%x%x%x%$%x%x%x%x%x%x%x%x%$%x%x%x%x%x%x%x%x@") then
-      return false
-    end
-    return m:header("X-Mailer") == nil and m:header("X-MimeOLE") == nil
-      and m:header("User-Agent") == nil
-  end,
-}
-
 -- FORGED_OUTLOOK: X-Mailer claims Windows Outlook (Express), which always
 -- writes X-MimeOLE next to it; without it the X-Mailer line is fake.
 rule{
-  name = "FORGED_OUTLOOK", score = 1.5, group = "headers",
+  name = "FORGED_OUTLOOK", score = 3.0, group = "headers",
   description = "X-Mailer claims Outlook but X-MimeOLE is missing",
   check = function(ctx)
     local m = ctx.msg
@@ -119,16 +103,18 @@ rule{
   end,
 }
 
--- FROM_NAME_SPOOF: the display name is itself an address, at another
+-- FROM_NAME_SPOOF: the display name is (or ends in) an address, at another
 -- domain than the real one ("paypal@paypal.com" <x@elsewhere.example>):
 -- the reader sees the name, the reply goes elsewhere.
 rule{
-  name = "FROM_NAME_SPOOF", score = 2.5, group = "headers",
+  name = "FROM_NAME_SPOOF", score = 2.0, group = "headers",
   description = "From display name is an address at a different domain",
   check = function(ctx)
     local f = first(ctx.msg.from)
     if not f or not f.name or f.domain == nil or f.domain == "" then return false end
-    local dom = f.name:match("[%w.+_%-]+@([%w%-]+%.[%w.%-]*%a)")
+    -- the address must end the name ("PayPal service@paypal.com"): one
+    -- in the middle of a longer name is a description, not a disguise
+    local dom = f.name:match("[%w.+_%-]+@([%w%-]+%.[%w.%-]*%a)[%s\"'>)%]]*$")
     if not dom then return false end
     return not same_domain(dom, f.domain), dom
   end,
@@ -138,13 +124,29 @@ rule{
 -- digits and random letters ("meg34807147238s03@"): generated throw-away
 -- sender addresses.
 rule{
-  name = "FROM_NUMERIC_LOCAL", score = 1.0, group = "headers",
+  name = "FROM_NUMERIC_LOCAL", score = 2.0, group = "headers",
   description = "From has no name and a local part with a long digit run",
   check = function(ctx)
     local f = first(ctx.msg.from)
     if not f or (f.name and f.name ~= "") then return false end
     local user = f.user or (f.addr or ""):match("^(.*)@") or ""
     return user:match("%d%d%d%d%d") ~= nil
+  end,
+}
+
+-- FROM_NAME_CAPS: a sender name of two or more words all in capitals
+-- ("DR SAMUEL EBOKA"): people and companies write their names in mixed
+-- case; shouting names come from advance-fee and bulk templates.
+rule{
+  name = "FROM_NAME_CAPS", score = 2.5, group = "headers",
+  description = "From display name is several words in capitals",
+  check = function(ctx)
+    local f = first(ctx.msg.from)
+    local n = f and f.name or ""
+    if n:find("%l") then return false end
+    local up = select(2, n:gsub("%u", ""))
+    local words = select(2, n:gsub("%u%u+", ""))
+    return up >= 6 and words >= 2, n:sub(1, 40)
   end,
 }
 
@@ -172,7 +174,7 @@ rule{
 -- TO_UNDISCLOSED: the real recipients are hidden (To: undisclosed-recipients
 -- or an empty group), i.e. the message went out by Bcc to a list.
 rule{
-  name = "TO_UNDISCLOSED", score = 1.0, group = "headers",
+  name = "TO_UNDISCLOSED", score = 2.0, group = "headers",
   description = "To says undisclosed recipients (mass Bcc)",
   check = function(ctx)
     local m = ctx.msg
@@ -193,7 +195,7 @@ rule{
 -- MANY_RCPT_DOMAINS: To/Cc list many unrelated people at many domains -
 -- a harvested list pasted into To.
 rule{
-  name = "MANY_RCPT_DOMAINS", score = 1.0, group = "headers",
+  name = "MANY_RCPT_DOMAINS", score = 2.5, group = "headers",
   description = "To/Cc list 8+ addresses at 6+ domains",
   check = function(ctx)
     local m = ctx.msg
@@ -206,6 +208,38 @@ rule{
       end
     end
     return n >= 8 and nd >= 6, n .. " rcpts", nd .. " domains"
+  end,
+}
+
+-- RCPT_HARVESTED: To/Cc read like a slice of a harvested address list:
+-- the same mailbox name at four or more domains ("webmaster@a.example,
+-- webmaster@b.example, ..."), or five or more addresses at four or more
+-- domains in alphabetical order (the list was sorted, then cut into
+-- batches). People address people, not sorted lists.
+rule{
+  name = "RCPT_HARVESTED", score = 1.5, group = "headers",
+  description = "To/Cc look like a sorted or same-name harvested address list",
+  check = function(ctx)
+    local m = ctx.msg
+    local addrs = {}
+    for _, list in ipairs({ m.to or {}, m.cc or {} }) do
+      for _, a in ipairs(list) do
+        if a.addr and a.addr ~= "" then addrs[#addrs + 1] = a end
+      end
+    end
+    if #addrs < 5 then return false end
+    local by_user, doms, nd = {}, {}, 0
+    local sorted = true
+    for i, a in ipairs(addrs) do
+      local user, dom = lower(a.user), lower(a.domain)
+      if not doms[dom] then doms[dom] = true; nd = nd + 1 end
+      local u = by_user[user] or {}
+      by_user[user] = u
+      if not u[dom] then u[dom] = true; u.n = (u.n or 0) + 1 end
+      if u.n >= 4 and user ~= "" then return true, "same name " .. user end
+      if i > 1 and lower(addrs[i - 1].addr) > lower(a.addr) then sorted = false end
+    end
+    return sorted and nd >= 4, #addrs .. " sorted"
   end,
 }
 
@@ -250,7 +284,7 @@ end
 -- SUBJ_ALL_CAPS: shouting. Needs some length so that "RE: FYI" or an
 -- acronym does not count.
 rule{
-  name = "SUBJ_ALL_CAPS", score = 1.5, group = "headers",
+  name = "SUBJ_ALL_CAPS", score = 2.5, group = "headers",
   description = "Subject is all capitals",
   check = function(ctx)
     local s = subject_core(ctx.msg.subject or "")
@@ -264,7 +298,7 @@ rule{
 -- SUBJ_SYMBOLS: "!!!", "$$$", "***", or a subject where money signs,
 -- exclamation and stars make up a good share of the characters.
 rule{
-  name = "SUBJ_SYMBOLS", score = 1.0, group = "headers",
+  name = "SUBJ_SYMBOLS", score = 1.5, group = "headers",
   description = "Subject full of !, $, %, * and similar symbols",
   check = function(ctx)
     local s = ctx.msg.subject or ""
@@ -275,11 +309,24 @@ rule{
   end,
 }
 
+-- SUBJ_MONEY: a money amount or a percentage in the Subject ("$500",
+-- "50% off"): prices and discounts are what advertising puts first;
+-- personal and list mail rarely leads with them. Weak alone.
+rule{
+  name = "SUBJ_MONEY", score = 1.0, group = "headers",
+  description = "Subject contains a money amount or a percentage",
+  check = function(ctx)
+    local s = ctx.msg.subject or ""
+    local re = regex.new([[/[$\x{20AC}\x{00A3}]\s?\d|\d\s?(?:%|\x{20AC})/]])
+    return re:match(s)
+  end,
+}
+
 -- SUBJ_PADDED_TOKEN: text, a long run of spaces, then a short random
 -- token at the end ("Lower your rate         XGHTMTGGC"): the token makes
 -- each copy unique for checksum filters, the spaces push it out of view.
 rule{
-  name = "SUBJ_PADDED_TOKEN", score = 2.0, group = "headers",
+  name = "SUBJ_PADDED_TOKEN", score = 2.5, group = "headers",
   description = "Subject padded with spaces before a trailing random token",
   check = function(ctx)
     local raw = ctx.msg:raw_header("Subject")
@@ -306,7 +353,7 @@ rule{
 -- CTYPE_NO_MIME_VERSION: an HTML or multipart Content-Type without the
 -- MIME-Version header that must come with it (RFC 2045 4).
 rule{
-  name = "CTYPE_NO_MIME_VERSION", score = 1.0, group = "headers",
+  name = "CTYPE_NO_MIME_VERSION", score = 2.5, group = "headers",
   description = "HTML or multipart Content-Type without MIME-Version",
   check = function(ctx)
     local m = ctx.msg
@@ -320,7 +367,7 @@ rule{
 -- Priority: High). People almost never set them; bulk tools set them to
 -- stand out in the inbox.
 rule{
-  name = "X_PRIORITY_HIGH", score = 1.0, group = "headers",
+  name = "X_PRIORITY_HIGH", score = 2.5, group = "headers",
   description = "Message marked high priority",
   check = function(ctx)
     local m = ctx.msg
@@ -333,7 +380,7 @@ rule{
 -- SUBJ_ADV_TAG: "ADV:" at the start of the Subject is the label several
 -- laws ask unsolicited advertising to carry.
 rule{
-  name = "SUBJ_ADV_TAG", score = 2.0, group = "headers",
+  name = "SUBJ_ADV_TAG", score = 3.0, group = "headers",
   description = "Subject starts with the ADV: advertising label",
   check = function(ctx)
     local s = ctx.msg.subject or ""
@@ -355,9 +402,9 @@ Friday at noon works for me.
 ]],
   expect = { "!MISSING_MID", "!INVALID_MID", "!MID_RATWARE", "!MID_OUTLOOK_NO_MUA",
              "!FORGED_OUTLOOK", "!XMAILER_BAD_VERSION", "!FROM_NAME_SPOOF",
-             "!FROM_NUMERIC_LOCAL", "!MISSING_FROM", "!MISSING_TO", "!TO_UNDISCLOSED",
-             "!MANY_RCPT_DOMAINS", "!FREEMAIL_REPLYTO", "!FREEMAIL_FROM_REPLYTO",
-             "!SUBJ_ALL_CAPS", "!SUBJ_SYMBOLS", "!SUBJ_PADDED_TOKEN", "!MISSING_SUBJECT",
+             "!FROM_NUMERIC_LOCAL", "!FROM_NAME_CAPS", "!MISSING_FROM", "!MISSING_TO", "!TO_UNDISCLOSED",
+             "!MANY_RCPT_DOMAINS", "!RCPT_HARVESTED", "!FREEMAIL_REPLYTO", "!FREEMAIL_FROM_REPLYTO",
+             "!SUBJ_ALL_CAPS", "!SUBJ_SYMBOLS", "!SUBJ_PADDED_TOKEN", "!MISSING_SUBJECT", "!SUBJ_MONEY",
              "!CTYPE_NO_MIME_VERSION", "!X_PRIORITY_HIGH", "!SUBJ_ADV_TAG" },
   action = "no action",
 }
@@ -397,10 +444,10 @@ Content-Type: text/html
 
 <p>hello</p>
 ]],
-  expect = { "MID_RATWARE", "!MID_OUTLOOK_NO_MUA", "!INVALID_MID", "FORGED_OUTLOOK",
+  expect = { "MID_RATWARE", "MID_OUTLOOK_NO_MUA", "!INVALID_MID", "FORGED_OUTLOOK",
              "XMAILER_BAD_VERSION", "FROM_NAME_SPOOF", "TO_UNDISCLOSED", "FREEMAIL_REPLYTO",
              "SUBJ_ALL_CAPS", "SUBJ_SYMBOLS", "SUBJ_PADDED_TOKEN", "CTYPE_NO_MIME_VERSION",
-             "X_PRIORITY_HIGH", "!SUBJ_ADV_TAG" },
+             "X_PRIORITY_HIGH", "!SUBJ_ADV_TAG", "!SUBJ_MONEY" },
 }
 
 test{
@@ -414,25 +461,26 @@ Message-ID: <no id here>
 
 hi
 ]],
-  expect = { "INVALID_MID", "FROM_NUMERIC_LOCAL", "MANY_RCPT_DOMAINS",
+  expect = { "INVALID_MID", "FROM_NUMERIC_LOCAL", "MANY_RCPT_DOMAINS", "RCPT_HARVESTED",
              "FREEMAIL_REPLYTO", "MISSING_SUBJECT", "!MISSING_MID", "!FREEMAIL_FROM_REPLYTO" },
 }
 
 test{
   name = "headers: no From, no To, no Message-ID; two freemail boxes",
   message = [[
-Subject: ADV: hello
+Subject: ADV: save 50% today
 Date: Tue, 03 Sep 2002 10:00:00 +0000
 
 hi
 ]],
-  expect = { "MISSING_FROM", "MISSING_TO", "MISSING_MID", "!MISSING_SUBJECT", "SUBJ_ADV_TAG" },
+  expect = { "MISSING_FROM", "MISSING_TO", "MISSING_MID", "!MISSING_SUBJECT", "SUBJ_ADV_TAG",
+             "SUBJ_MONEY" },
 }
 
 test{
   name = "headers: From and Reply-To at two different freemail boxes",
   message = [[
-From: Mr Ike <ike.ejoh@yahoo.com>
+From: MR IKE EJOH <ike.ejoh@yahoo.com>
 Reply-To: ike_private@hotmail.com
 To: friend@example.org
 Subject: Business proposal
@@ -440,6 +488,37 @@ Message-ID: <001a01c2534e$6c2f8f40$0200a8c0@yahoo.com>
 
 hi
 ]],
-  expect = { "FREEMAIL_FROM_REPLYTO", "FREEMAIL_REPLYTO", "!FROM_NAME_SPOOF",
+  expect = { "FREEMAIL_FROM_REPLYTO", "FREEMAIL_REPLYTO", "!FROM_NAME_SPOOF", "FROM_NAME_CAPS",
              "MID_OUTLOOK_NO_MUA", "!MID_RATWARE" },
+}
+
+test{
+  name = "headers: the same mailbox name at many domains; a team in To",
+  message = [[
+From: a@example.net
+To: webmaster@one.example, webmaster@two.example, webmaster@three.example,
+ webmaster@four.example, webmaster@five.example
+Cc: carol@example.org
+Subject: hello
+Date: Tue, 03 Sep 2002 10:00:00 +0000
+Message-ID: <h7@example.net>
+
+hi
+]],
+  expect = { "RCPT_HARVESTED" },
+}
+
+test{
+  name = "headers: a meeting invitation to colleagues is no harvested list",
+  message = [[
+From: Alice <alice@example.net>
+To: bob@example.org, zoe@example.com, carol@example.net, dave@example.edu,
+ erin@example.de
+Subject: meeting
+Date: Tue, 03 Sep 2002 10:00:00 +0000
+Message-ID: <h8@example.net>
+
+hi
+]],
+  expect = { "!RCPT_HARVESTED" },
 }

@@ -4,6 +4,24 @@
 
 local function lower(s) return s and s:lower() or "" end
 
+-- Per-message memo (weak keys, so an entry goes with its message):
+-- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
+-- text) on every call; the rules of this file share one result per message.
+local MEMO = setmetatable({}, { __mode = "k" })
+local function memo(msg, what)
+  local c = MEMO[msg]
+  if not c then
+    c = {}
+    MEMO[msg] = c
+  end
+  local v = c[what]
+  if v == nil then
+    v = msg[what](msg) or {}
+    c[what] = v
+  end
+  return v
+end
+
 -- "www.a.example.co.uk" -> "example.co.uk": the part an organisation
 -- registers (approximation: two labels, three under a short second-level
 -- label such as co.uk or com.au).
@@ -33,7 +51,7 @@ local function text_host(text)
   local t = lower(text):gsub("^%s+", ""):gsub("%s+$", "")
   local h = t:match("^https?://([%w%.%-]+)")
   if h then return h end
-  h = t:match("^(www%.[%w%.%-]+%a)")
+  h = t:match("^(www%.[%w%.%-]+%.%a%a+)")
   if h then return h end
   -- a bare "name.tld": only well-known TLDs, so "report.pdf" is no domain
   local tld = t:match("^[%w%-]+%.[%w%.%-]-%.?(%a+)$")
@@ -41,40 +59,75 @@ local function text_host(text)
   return nil
 end
 
+-- Per-message cache: several rules below look at the same text and the
+-- same raw HTML; each is worked out once per message (weak keys: an entry
+-- goes with its message).
+local CACHE = setmetatable({}, { __mode = "k" })
+local function cached(msg)
+  local c = CACHE[msg]
+  if not c then
+    c = {}
+    CACHE[msg] = c
+  end
+  return c
+end
+
 -- Words (2+ letters) in the displayable text, and whether any is HTML.
 local function text_stats(msg)
-  local words, html = 0, false
-  for _, t in ipairs(msg:text() or {}) do
-    words = words + select(2, (t.text or ""):gsub("%a%a+", ""))
-    html = html or t.html
+  local c = cached(msg)
+  if c.words == nil then
+    local words, html = 0, false
+    for _, t in ipairs(memo(msg, "text")) do
+      words = words + select(2, (t.text or ""):gsub("%a%a+", ""))
+      html = html or t.html
+    end
+    c.words, c.html = words, html
   end
-  return words, html
+  return c.words, c.html
 end
 
 -- The raw body with quoted-printable undone (enough to look at HTML tags;
--- base64 parts stay opaque).
+-- base64 parts stay opaque), as is and in lower case. Only when the message
+-- has an HTML part at all: the other rules here have nothing to look at.
 local function raw_html(msg)
-  local b = msg:body() or ""
-  if b:find("=3D", 1, true) or b:find("=\n", 1, true) then
-    b = b:gsub("=\r?\n", ""):gsub("=(%x%x)", function(h)
-      return string.char(tonumber(h, 16))
-    end)
+  local c = cached(msg)
+  if c.raw == nil then
+    local b = ""
+    local _, html = text_stats(msg)
+    if html then
+      b = msg:body() or ""
+      if b:find("=3D", 1, true) or b:find("=\n", 1, true) then
+        b = b:gsub("=\r?\n", ""):gsub("=(%x%x)", function(h)
+          return string.char(tonumber(h, 16))
+        end)
+      end
+    end
+    c.raw, c.lower = b, b:lower()
   end
-  return b
+  return c.raw, c.lower
+end
+
+local function raw_html_lower(msg)
+  return select(2, raw_html(msg))
 end
 
 -- HTML_LINK_MISMATCH: the anchor text is a URL or domain, the link goes to
--- another domain: the classic phishing trick.
+-- another domain: the classic phishing trick. A link to the sender's own
+-- domain is not counted: newsletters send their readers through their own
+-- click-tracking host ("dilbert.com" -> unitedmedia.com, From unitedmedia).
 rule{
   name = "HTML_LINK_MISMATCH", score = 2.5, group = "html",
   description = "Link text shows one domain, the link goes to another",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    local from = (ctx.msg.from or {})[1]
+    local fdom = from and from.domain and base_domain(from.domain) or ""
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       local s = lower(u.scheme)
       if u.href and u.text and u.host and u.host ~= "" and (s == "http" or s == "https") then
         local th = text_host(u.text)
-        if th and base_domain(th) ~= base_domain(u.host) then
-          return true, base_domain(th) .. "->" .. base_domain(u.host)
+        local hb = base_domain(u.host)
+        if th and base_domain(th) ~= hb and hb ~= fdom then
+          return true, base_domain(th) .. "->" .. hb
         end
       end
     end
@@ -93,7 +146,7 @@ rule{
     if words >= 40 then return false end
     -- in HTML only the links count (the anchor texts are in the text too)
     local hosts, n = {}, 0
-    for _, u in ipairs(msg:urls() or {}) do
+    for _, u in ipairs(memo(msg, "urls")) do
       local s = lower(u.scheme)
       if (s == "http" or s == "https") and u.host and u.host ~= "" and (u.href or not html) then
         local b = base_domain(u.host)
@@ -111,12 +164,12 @@ rule{
 -- HTML_IMAGE_ONLY: an HTML body that is a picture and a few words: the
 -- message is in the image, where text filters cannot read it.
 rule{
-  name = "HTML_IMAGE_ONLY", score = 1.5, group = "html",
+  name = "HTML_IMAGE_ONLY", score = 2.5, group = "html",
   description = "HTML with images and fewer than 40 words of text",
   check = function(ctx)
     local words, html = text_stats(ctx.msg)
     if not html or words >= 40 then return false end
-    return raw_html(ctx.msg):lower():find("<img", 1, true) ~= nil, words .. " words"
+    return raw_html_lower(ctx.msg):find("<img", 1, true) ~= nil, words .. " words"
   end,
 }
 
@@ -124,7 +177,7 @@ rule{
 -- ("V<!-- x -->iagra", "Fr<b></b>ee") to get past word filters; no editor
 -- writes that.
 rule{
-  name = "HTML_WORD_SPLIT", score = 2.0, group = "html",
+  name = "HTML_WORD_SPLIT", score = 2.5, group = "html",
   description = "HTML comments or empty tags inside words",
   check = function(ctx)
     local h = raw_html(ctx.msg)
@@ -141,7 +194,7 @@ rule{
   name = "HTML_HIDDEN_TEXT", score = 1.5, group = "html",
   description = "HTML with invisible text (display:none, font-size:0/1px)",
   check = function(ctx)
-    local h = raw_html(ctx.msg):lower()
+    local h = raw_html_lower(ctx.msg)
     if not h:find("<", 1, true) then return false end
     if h:find("display%s*:%s*none") then return true, "display:none" end
     if h:find("visibility%s*:%s*hidden") then return true, "visibility:hidden" end
@@ -155,10 +208,10 @@ rule{
 -- HTML_FORM: a form in a mail body - asks for data to be typed into the
 -- message and sent elsewhere.
 rule{
-  name = "HTML_FORM", score = 1.0, group = "html",
+  name = "HTML_FORM", score = 0.5, group = "html",
   description = "HTML body contains a form",
   check = function(ctx)
-    local h = raw_html(ctx.msg):lower()
+    local h = raw_html_lower(ctx.msg)
     return h:find("<form[%s>]") ~= nil and h:find("<input[%s>]") ~= nil
   end,
 }
@@ -166,12 +219,12 @@ rule{
 -- HTML_SCRIPT: script in a mail body: no mail client runs it, so it is
 -- only there for the browsers of webmail users.
 rule{
-  name = "HTML_SCRIPT", score = 1.0, group = "html",
+  name = "HTML_SCRIPT", score = 0.3, group = "html",
   description = "HTML body contains script",
   check = function(ctx)
-    local h = raw_html(ctx.msg):lower()
+    local h = raw_html_lower(ctx.msg)
     if h:find("<script[%s>]") then return true, "<script>" end
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if lower(u.scheme) == "javascript" then return true, "javascript:" end
     end
     return false
@@ -184,7 +237,7 @@ rule{
   name = "HTML_FONT_BIG", score = 0.8, group = "html",
   description = "HTML with very large fonts",
   check = function(ctx)
-    local h = raw_html(ctx.msg):lower()
+    local h = raw_html_lower(ctx.msg)
     if h:find("<font[^>]-size%s*=%s*[\"']?%+?[5-7]") or h:find("<font[^>]-size%s*=%s*[\"']?%+[2-9]") then
       return true, "font size"
     end
@@ -203,7 +256,7 @@ rule{
   name = "HTML_FONT_RED", score = 0.5, group = "html",
   description = "HTML with red text",
   check = function(ctx)
-    local h = raw_html(ctx.msg):lower()
+    local h = raw_html_lower(ctx.msg)
     return h:find("color%s*[=:]%s*[\"']?#?ff0000") ~= nil
       or h:find("color%s*=%s*[\"']?red[\"'%s>]") ~= nil
   end,

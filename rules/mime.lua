@@ -4,6 +4,24 @@
 
 local function lower(s) return s and s:lower() or "" end
 
+-- Per-message memo (weak keys, so an entry goes with its message):
+-- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
+-- text) on every call; the rules of this file share one result per message.
+local MEMO = setmetatable({}, { __mode = "k" })
+local function memo(msg, what)
+  local c = MEMO[msg]
+  if not c then
+    c = {}
+    MEMO[msg] = c
+  end
+  local v = c[what]
+  if v == nil then
+    v = msg[what](msg) or {}
+    c[what] = v
+  end
+  return v
+end
+
 -- Extensions Windows runs (or hands to a script host) on a double-click.
 local EXEC = {}
 for e in ([[exe scr js jse vbs vbe bat com pif cmd cpl hta msi msp wsf wsh
@@ -26,7 +44,7 @@ end
 -- Number of non-space characters in the displayable text.
 local function text_size(msg)
   local n = 0
-  for _, t in ipairs(msg:text() or {}) do
+  for _, t in ipairs(memo(msg, "text")) do
     n = n + select(2, (t.text or ""):gsub("%S", ""))
   end
   return n
@@ -39,7 +57,7 @@ rule{
   description = "HTML body without a text/plain alternative",
   check = function(ctx)
     local html, plain = false, false
-    for _, p in ipairs(ctx.msg:parts() or {}) do
+    for _, p in ipairs(memo(ctx.msg, "parts")) do
       if p.is_text and not p.is_attachment then
         local st = lower(p.subtype)
         if st == "html" then html = true elseif st == "plain" then plain = true end
@@ -57,7 +75,7 @@ rule{
   description = "text/plain alternative is empty, the HTML is not",
   check = function(ctx)
     local plain, html = nil, nil
-    for _, t in ipairs(ctx.msg:text() or {}) do
+    for _, t in ipairs(memo(ctx.msg, "text")) do
       local n = select(2, (t.text or ""):gsub("%w", ""))
       if t.html then html = (html or 0) + n else plain = (plain or 0) + n end
     end
@@ -71,7 +89,7 @@ rule{
   name = "MIME_EXE_ATTACH", score = 5.0, group = "mime",
   description = "Executable attachment (.exe .scr .js .vbs .bat .com .pif .cmd ...)",
   check = function(ctx)
-    for _, p in ipairs(ctx.msg:parts() or {}) do
+    for _, p in ipairs(memo(ctx.msg, "parts")) do
       local n = part_name(p)
       local ext = n and lower(n):match("%.([%w]+)%s*$")
       if ext and EXEC[ext] then return true, n end
@@ -87,7 +105,7 @@ rule{
   name = "MIME_DOUBLE_EXT", score = 3.0, group = "mime",
   description = "Attachment with a decoy double extension (name.pdf.exe)",
   check = function(ctx)
-    for _, p in ipairs(ctx.msg:parts() or {}) do
+    for _, p in ipairs(memo(ctx.msg, "parts")) do
       local n = part_name(p)
       if n then
         local a, b = lower(n):match("%.(%w+)[%s_.]*%.(%w+)%s*$")
@@ -105,7 +123,7 @@ rule{
   description = "Attachment with an empty or near-empty body",
   check = function(ctx)
     local att = false
-    for _, p in ipairs(ctx.msg:parts() or {}) do
+    for _, p in ipairs(memo(ctx.msg, "parts")) do
       if p.is_attachment and not p.is_multipart then att = true; break end
     end
     return att and text_size(ctx.msg) < 20
@@ -156,18 +174,67 @@ rule{
   check = function(ctx)
     local msg = ctx.msg
     local b64 = {}
-    for _, p in ipairs(msg:parts() or {}) do
+    for _, p in ipairs(memo(msg, "parts")) do
       if p.is_text and not p.is_attachment and lower(p.encoding) == "base64" then
         b64[p.index] = true
       end
     end
     if next(b64) == nil then return false end
-    for _, t in ipairs(msg:text() or {}) do
+    for _, t in ipairs(memo(msg, "text")) do
       if b64[t.part] and #(t.text or "") > 0 and not (t.text):find("[\128-\255]") then
         return true
       end
     end
     return false
+  end,
+}
+
+-- MIME_MA_MISSING_TEXT: a multipart/alternative without a text/plain
+-- alternative. The point of the container is to offer plain text next to
+-- HTML; one built without it was assembled by a tool imitating the format.
+rule{
+  name = "MIME_MA_MISSING_TEXT", score = 3.0, group = "mime",
+  description = "multipart/alternative without a text/plain part",
+  check = function(ctx)
+    local parts = memo(ctx.msg, "parts")
+    for i, p in ipairs(parts) do
+      if p.content_type == "multipart/alternative" then
+        local plain = false
+        for k = i + 1, #parts do
+          local c = parts[k]
+          if c.depth <= p.depth then break end
+          if c.depth == p.depth + 1 and (c.content_type == "text/plain" or c.is_multipart) then
+            plain = true
+            break
+          end
+        end
+        if not plain then return true end
+      end
+    end
+    return false
+  end,
+}
+
+-- MIME_MIXED_BOGUS: multipart/mixed (the container for attachments) that
+-- holds one or two text parts and nothing else: no MUA builds that, a
+-- template generator does.
+rule{
+  name = "MIME_MIXED_BOGUS", score = 1.0, group = "mime",
+  description = "multipart/mixed with no attachment, only text",
+  check = function(ctx)
+    local parts = memo(ctx.msg, "parts")
+    if not parts[1] or parts[1].content_type ~= "multipart/mixed" then return false end
+    local ntext = 0
+    for i = 2, #parts do
+      local p = parts[i]
+      if p.type == "text" and not p.is_attachment then
+        ntext = ntext + 1
+        if ntext > 2 then return false end
+      elseif not p.is_multipart then
+        return false
+      end
+    end
+    return true
   end,
 }
 
@@ -205,7 +272,8 @@ JVBERi0xLjQKJcOkw7zDtsOfCjIgMCBvYmoKPDwvTGVuZ3RoIDMgMCBSPj4Kc3RyZWFtCg==
 ]],
   expect = { "!MIME_HTML_ONLY", "!MIME_ALT_EMPTY_TEXT", "!MIME_EXE_ATTACH",
              "!MIME_DOUBLE_EXT", "!MIME_EMPTY_BODY_ATTACH", "!MIME_BAD_STRUCTURE",
-             "!MIME_BAD_ENCODING", "!MIME_BASE64_TEXT" },
+             "!MIME_BAD_ENCODING", "!MIME_BASE64_TEXT", "!MIME_MA_MISSING_TEXT",
+             "!MIME_MIXED_BOGUS" },
   action = "no action",
 }
 
@@ -260,7 +328,7 @@ dG8gZ2V0IHN0YXJ0ZWQgcmlnaHQgbm93LjwvcD48L2JvZHk+PC9odG1sPg==
 --b2--
 ]],
   expect = { "MIME_ALT_EMPTY_TEXT", "MIME_BASE64_TEXT", "!MIME_HTML_ONLY",
-             "!MIME_BAD_STRUCTURE" },
+             "!MIME_BAD_STRUCTURE", "!MIME_MA_MISSING_TEXT", "!MIME_MIXED_BOGUS" },
 }
 
 test{
@@ -278,4 +346,29 @@ Content-Transfer-Encoding: base64
 PGh0bWw+PGJvZHk+aGVsbG8gd29ybGQ8L2JvZHk+PC9odG1sPg=!*=
 ]],
   expect = { "MIME_HTML_ONLY", "MIME_BAD_ENCODING", "!MIME_ALT_EMPTY_TEXT" },
+}
+
+test{
+  name = "mime: an alternative of HTML alone inside a mixed of text only",
+  message = [[
+From: news@example.net
+To: bob@example.org
+Subject: offer
+Date: Tue, 03 Sep 2002 10:00:00 +0200
+Message-ID: <m5@example.net>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b3"
+
+--b3
+Content-Type: multipart/alternative; boundary="b4"
+
+--b4
+Content-Type: text/html; charset=us-ascii
+
+<p>This is the best offer you will ever see in your whole life.</p>
+--b4--
+
+--b3--
+]],
+  expect = { "MIME_MA_MISSING_TEXT", "MIME_MIXED_BOGUS" },
 }

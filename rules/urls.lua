@@ -3,6 +3,24 @@
 
 local function lower(s) return s and s:lower() or "" end
 
+-- Per-message memo (weak keys, so an entry goes with its message):
+-- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
+-- text) on every call; the rules of this file share one result per message.
+local MEMO = setmetatable({}, { __mode = "k" })
+local function memo(msg, what)
+  local c = MEMO[msg]
+  if not c then
+    c = {}
+    MEMO[msg] = c
+  end
+  local v = c[what]
+  if v == nil then
+    v = msg[what](msg) or {}
+    c[what] = v
+  end
+  return v
+end
+
 local function is_web(u)
   local s = lower(u.scheme)
   return s == "http" or s == "https"
@@ -23,10 +41,10 @@ end
 -- URL_BARE_IP: a web link to a public IP address: a site without a name,
 -- usually a compromised machine or one that changes every day.
 rule{
-  name = "URL_BARE_IP", score = 2.0, group = "urls",
+  name = "URL_BARE_IP", score = 2.5, group = "urls",
   description = "Link to a bare IP address instead of a host name",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if is_web(u) then
         local a, b = (u.host or ""):match("^(%d+)%.(%d+)%.%d+%.%d+$")
         if a and not private_ip(tonumber(a), tonumber(b)) then return true, u.host end
@@ -42,7 +60,7 @@ rule{
   name = "URL_NUMERIC_HOST", score = 3.0, group = "urls",
   description = "Link host is an IP written as a number, in hex or octal",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if is_web(u) then
         local h = lower(authority(u.url or "")):gsub("^.*@", ""):gsub(":%d*$", "")
         if h:match("^%d+$") and #h >= 8 then return true, h end
@@ -60,7 +78,7 @@ rule{
   name = "URL_USERINFO", score = 2.5, group = "urls",
   description = "Link with a user@ part before the host",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if is_web(u) then
         local auth = authority(u.url or "")
         if auth:find("@", 1, true) then return true, auth:sub(1, 60) end
@@ -76,7 +94,7 @@ rule{
   name = "URL_ENCODED_HOST", score = 2.0, group = "urls",
   description = "Link host name written with %-escapes",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if is_web(u) then
         local host = authority(u.url or ""):gsub("^.*@", "")
         if host:find("%%%x%x") then return true, host:sub(1, 60) end
@@ -89,14 +107,42 @@ rule{
 -- URL_ODD_PORT: a web link on a port other than 80, 443 or 8080: a web
 -- server started by something other than its owner, or a tracking box.
 rule{
-  name = "URL_ODD_PORT", score = 0.5, group = "urls",
+  name = "URL_ODD_PORT", score = 1.0, group = "urls",
   description = "Link on an unusual port",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls() or {}) do
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
       if is_web(u) and u.href then
         local port = tonumber(authority(u.url or ""):match(":(%d+)$"))
         if port and port ~= 80 and port ~= 443 and port ~= 8080 then
           return true, tostring(port)
+        end
+      end
+    end
+    return false
+  end,
+}
+
+-- URL_DOMAIN_IN_SUBDOMAIN: a host that spells another domain in front of
+-- its real one ("www.paypal.com.account-check.example.net"): the reader sees
+-- the familiar name at the start, the browser goes to example.net.
+local GTLD = {}
+for w in ("com net org edu gov mil info biz"):gmatch("%S+") do GTLD[w] = true end
+rule{
+  name = "URL_DOMAIN_IN_SUBDOMAIN", score = 2.0, group = "urls",
+  description = "Link host has another domain name as its subdomain",
+  check = function(ctx)
+    for _, u in ipairs(memo(ctx.msg, "urls")) do
+      local h = u.host or ""
+      if is_web(u) and h:find("%.%a+%.") then
+        local labels = {}
+        for l in h:gmatch("[^.]+") do labels[#labels + 1] = l end
+        -- a generic TLD label that is neither of the last two labels
+        -- ("example.com.au" and "com.example.net" stay out: the name
+        -- before the TLD label must have a label of its own in front)
+        for i = 2, #labels - 2 do
+          if GTLD[labels[i]] and not labels[i - 1]:match("^www%d*$") then
+            return true, h
+          end
         end
       end
     end
@@ -113,12 +159,13 @@ Subject: the patch
 Date: Tue, 03 Sep 2002 10:00:00 +0200
 Message-ID: <u1@example.net>
 
-The patch is at http://www.example.net/patches/fix.diff and the test box
+The patch is at http://www.example.net/patches/fix.diff (mirror on
+http://www.example.com.au/fix.diff and http://com.example.org/) and the test box
 is http://192.168.1.20/ (only from the office), docs on
 https://docs.example.net:443/guide and http://localhost:8080/admin
 ]],
   expect = { "!URL_BARE_IP", "!URL_NUMERIC_HOST", "!URL_USERINFO", "!URL_ENCODED_HOST",
-             "!URL_ODD_PORT" },
+             "!URL_ODD_PORT", "!URL_DOMAIN_IN_SUBDOMAIN" },
   action = "no action",
 }
 
@@ -138,7 +185,8 @@ Content-Type: text/html; charset=us-ascii
 <a href="http://www.bank.example@evil.example.net/login">log in</a>
 <a href="http://%65%76%69%6c.example.net/">here</a>
 <a href="http://evil.example.net:8765/">there</a>
+<a href="https://www.bank.com.login-check.example.net/">sign in</a>
 ]],
   expect = { "URL_BARE_IP", "URL_NUMERIC_HOST", "URL_USERINFO", "URL_ENCODED_HOST",
-             "URL_ODD_PORT" },
+             "URL_ODD_PORT", "URL_DOMAIN_IN_SUBDOMAIN" },
 }

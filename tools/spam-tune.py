@@ -13,6 +13,11 @@ ham and on spam, so a score can be judged by what it adds on each side.
   --fn N      list N spam messages that stay below add-header
   --rule R    list the ham files rule R fires on (to see why)
   --cached    reuse the last scan (build/spamtune/scan.json): quick re-reports
+  --suggest   search rule scores (coordinate ascent on the cached hits) that
+              catch the most spam with no ham within MARGIN of add-header;
+              prints current vs suggested scores (nothing is written: the
+              scores are edited by hand in rules/*.lua, rounded, and checked
+              again). Scores stay within [0.3, 4] and near the hand-set value.
 
 Only easy-ham-1, hard-ham-1 and spam-1 are accepted: easy-ham-2 and spam-2
 are the held-out evaluation set (bench/spam-quality.sh) and must never be
@@ -29,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import re
 import tempfile
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -105,6 +111,73 @@ def scan(binary, conf, files, jobs):
     return res
 
 
+def base_scores():
+    """{rule: score} as written in rules/*.lua (rule{ name = "X", score = Y })."""
+    out = {}
+    for f in sorted(glob.glob(os.path.join(REPO, "rules", "*.lua"))):
+        with open(f) as fh:
+            src = fh.read()
+        for m in re.finditer(r'name\s*=\s*"([A-Z0-9_]+)"\s*,\s*score\s*=\s*(-?[0-9.]+)', src):
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def suggest(rows, ham_margin, spam_margin, fp_cost, max_score=3.5, prior_cost=0.2, rounds=6):
+    """Coordinate ascent over rule scores. A message's feature for a rule is
+    the weight it fired with (its symbol score / the rule's base score).
+    Objective: spam at or above ADD + spam_margin, minus fp_cost per ham at or
+    above ADD - ham_margin, minus a small pull towards the written score."""
+    base = base_scores()
+    rules = sorted({n for r in rows for n in (r["res"].get("symbols") or {}) if n in base and base[n] > 0})
+    idx = {n: i for i, n in enumerate(rules)}
+    msgs = []
+    for r in rows:
+        feats, fixed = [], 0.0
+        for n, sym in (r["res"].get("symbols") or {}).items():
+            if n in idx and base[n]:
+                feats.append((idx[n], sym["score"] / base[n]))
+            else:
+                fixed += sym["score"]
+        msgs.append(("spam" in r["set"], feats, fixed))
+    w = [base[n] for n in rules]
+    grid = [x / 10.0 for x in range(3, int(max_score * 10) + 1)]
+
+    def totals(w):
+        return [fixed + sum(w[i] * v for i, v in feats) for _, feats, fixed in msgs]
+
+    def objective(tot, w):
+        good = sum(1 for (spam, _, _), t in zip(msgs, tot) if spam and t >= ADD + spam_margin)
+        bad = sum(1 for (spam, _, _), t in zip(msgs, tot) if not spam and t >= ADD - ham_margin)
+        prior = sum(abs(w[i] - base[n]) for i, n in enumerate(rules)) * prior_cost
+        return good - fp_cost * bad - prior
+
+    tot = totals(w)
+    best = objective(tot, w)
+    for _ in range(rounds):
+        changed = False
+        for i, n in enumerate(rules):
+            cur = w[i]
+            for g in grid:
+                if g == cur:
+                    continue
+                w[i] = g
+                t2 = [t + (g - cur) * dict(feats).get(i, 0.0) for t, (_, feats, _) in zip(tot, msgs)]
+                o = objective(t2, w)
+                if o > best + 1e-9:
+                    best, tot, cur, changed = o, t2, g, True
+            w[i] = cur
+        if not changed:
+            break
+    tot = totals(w)
+    spam_n = sum(1 for m in msgs if m[0])
+    caught = sum(1 for m, t in zip(msgs, tot) if m[0] and t >= ADD)
+    ham_add = sum(1 for m, t in zip(msgs, tot) if not m[0] and t >= ADD)
+    ham_near = sum(1 for m, t in zip(msgs, tot) if not m[0] and t >= ADD - ham_margin)
+    print("with the suggested scores: spam caught %d/%d (%.1f%%), ham at add-header %d, "
+          "ham within the margin %d" % (caught, spam_n, pct(caught, spam_n), ham_add, ham_near))
+    return [(n, base[n], w[i]) for i, n in enumerate(rules)]
+
+
 def pct(n, d):
     return 100.0 * n / d if d else 0.0
 
@@ -118,6 +191,12 @@ def main():
     ap.add_argument("--fn", type=int, default=0)
     ap.add_argument("--rule", action="append", default=[])
     ap.add_argument("--cached", action="store_true")
+    ap.add_argument("--suggest", action="store_true")
+    ap.add_argument("--ham-margin", type=float, default=1.5)
+    ap.add_argument("--spam-margin", type=float, default=0.0)
+    ap.add_argument("--fp-cost", type=float, default=20.0)
+    ap.add_argument("--max-score", type=float, default=3.5)
+    ap.add_argument("--prior-cost", type=float, default=0.2)
     a = ap.parse_args()
     sets = [s for s in a.sets.split(",") if s]
     for s in sets:
@@ -132,6 +211,9 @@ def main():
         files = prepare(sets)
         conf = write_conf()
         res = scan(a.binary, conf, [p for _, p in files], a.jobs)
+        if not res:
+            sys.exit("spam-tune: nothing was scanned (does the rule set load? "
+                     "try: build/moonpost -c %s rules test t/corpus/ham-plain.eml)" % conf)
         rows = []
         for s, p in files:
             o = res.get(os.path.abspath(p))
@@ -207,6 +289,11 @@ def main():
         print("\nspam below add-header (highest first):")
         for r in sorted([r for r in spam if r["res"]["score"] < ADD], key=lambda r: -r["res"]["score"])[:a.fn]:
             show(r)
+    if a.suggest:
+        print("\nsuggested scores (ham kept below %.1f, a ham there costs %g spam):"
+              % (ADD - a.ham_margin, a.fp_cost))
+        for n, cur, new in suggest(rows, a.ham_margin, a.spam_margin, a.fp_cost, a.max_score, a.prior_cost):
+            print("  %-24s %5.2f -> %5.2f%s" % (n, cur, new, "" if abs(cur - new) < 1e-9 else "  *"))
     for rule in a.rule:
         print("\nham hit by %s:" % rule)
         for r in ham:
