@@ -100,6 +100,18 @@ listen = {
                                     os.path.join(d.dir, "lvl.conf")))
             tap.is_(r.returncode, 0, "log level %s is accepted" % lvl, r.stderr)
 
+    with tap.section("shipped config"):
+        # conf/moonpost.conf as installed, with only what points outside the
+        # test (certificate, rule dirs) reassigned after it, Lua-style.
+        cert, key = mpd.make_cert(d.dir, name="shipped")
+        text = open(os.path.join(mpd.REPO, "conf", "moonpost.conf")).read()
+        text += "\n".join([
+            "tls.cert = %s" % mpd.lua(cert), "tls.key = %s" % mpd.lua(key),
+            "lua.rules_dir = %s" % mpd.lua(os.path.join(mpd.REPO, "rules")),
+            "lua.policies_dir = %s" % mpd.lua(os.path.join(mpd.REPO, "policies")),
+            "lua.lib_dir = %s" % mpd.lua(os.path.join(mpd.REPO, "lua")), ""])
+        good(d, "conf-moonpost.conf", text)
+
     with tap.section("bad configs"):
         bad(d, "unknown-top-level-key", config(d, top=['colour = "blue" ' + MARK]))
         bad(d, "unknown-listener-key",

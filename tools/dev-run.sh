@@ -25,10 +25,11 @@ alias postmaster@example.org john@example.org
 EOF
 fi
 cat >&2 <<'MSG'
-moonpost: listening on 127.0.0.1 - SMTP 2525, submission 2587 (STARTTLS) / 2465 (TLS).
+moonpost: listening on 127.0.0.1 - SMTP 2525, submission 2587 (STARTTLS) / 2465 (TLS),
+moonpost: LMTP 2424, POP3 2110 (STLS; plaintext allowed on loopback) / 2995 (TLS).
 moonpost: demo users john@example.org and jane@example.org, password "secret";
 moonpost: postmaster@example.org -> john. Try: build/moonpost -c conf/dev.conf lookup postmaster@example.org
-moonpost: (LMTP 2424, IMAP 2143/2993, POP3 2110/2995, ManageSieve 24190 come with later issues.)
+moonpost: (IMAP 2143/2993 and ManageSieve 24190 come with later issues.)
 moonpost: try: swaks --server 127.0.0.1:2587 -tls -a PLAIN -au john@example.org -ap secret --quit-after AUTH
 MSG
 exec build/moonpostd -c conf/dev.conf

@@ -90,6 +90,19 @@ static const struct conf_field smtp_fields[] = {
 	{ .name = NULL },
 };
 
+static const struct conf_field pop3_fields[] = {
+	{ .name = "line_max", .type = CT_INT, .offset = F(conf_pop3, line_max),
+	  .min = 255, .max = 65536, .def_int = 512 },
+	{ .name = "errors_max", .type = CT_INT, .offset = F(conf_pop3, errors_max),
+	  .min = 1, .max = 1000, .def_int = 10 },
+	/* RFC 1939 3 asks for at least 10 minutes; shorter only for tests. */
+	{ .name = "idle_timeout", .type = CT_INT, .offset = F(conf_pop3, idle_timeout),
+	  .min = 1, .max = 86400, .def_int = 600 },
+	{ .name = "mark_seen", .type = CT_BOOL, .offset = F(conf_pop3, mark_seen), .def_int = 1 },
+	{ .name = "apop", .type = CT_BOOL, .offset = F(conf_pop3, apop), .def_int = 0 },
+	{ .name = NULL },
+};
+
 static const char *const dir_backend_names[] = { "none", "file", "mariadb", NULL };
 
 static const struct conf_field mariadb_fields[] = {
@@ -186,6 +199,7 @@ static const struct conf_field conf_fields[] = {
 	{ .name = "log", .type = CT_TABLE, .offset = F(conf, log), .sub = log_fields },
 	{ .name = "tls", .type = CT_TABLE, .offset = F(conf, tls), .sub = tls_fields },
 	{ .name = "smtp", .type = CT_TABLE, .offset = F(conf, smtp), .sub = smtp_fields },
+	{ .name = "pop3", .type = CT_TABLE, .offset = F(conf, pop3), .sub = pop3_fields },
 	{ .name = "directory", .type = CT_TABLE, .offset = F(conf, directory), .sub = directory_fields },
 	{ .name = "lua", .type = CT_TABLE, .offset = F(conf, lua), .sub = lua_fields },
 	{ .name = "listen", .type = CT_LIST, .offset = F(conf, listen), .sub = listener_fields,

@@ -56,6 +56,15 @@ struct conf_smtp {
 	int64_t connections_max, connections_per_ip;
 };
 
+/* POP3 (RFC 1939; src/pop3/pop3.h). */
+struct conf_pop3 {
+	int64_t line_max;       /* command line incl. CRLF */
+	int64_t errors_max;     /* bad commands, then -ERR and close */
+	int64_t idle_timeout;   /* seconds; RFC 1939 3: at least 600 */
+	bool mark_seen;         /* RETR sets \Seen for IMAP */
+	bool apop;              /* APOP command (needs {PLAIN} passwords) */
+};
+
 struct conf_log {
 	int level;              /* enum log_level */
 	bool syslog;
@@ -121,6 +130,7 @@ struct conf {
 	struct conf_log log;
 	struct conf_tls tls;
 	struct conf_smtp smtp;
+	struct conf_pop3 pop3;
 	struct conf_directory directory;
 	struct conf_lua lua;
 	struct conf_listener *listen;

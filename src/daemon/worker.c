@@ -9,6 +9,7 @@
 #include "dir/dir.h"
 #include "core/util.h"
 #include "smtp/smtp.h"
+#include "pop3/pop3.h"
 #include "store/store.h"
 #include "lua/script.h"
 
@@ -32,6 +33,7 @@ struct worker_listener {
 	ev_io io;
 	const struct conf_listener *cl;
 	struct smtp_server smtp;
+	struct pop3_server pop3;
 };
 
 struct worker {
@@ -105,10 +107,16 @@ static void worker_accept_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUS
 				  (unsigned)lim->connections_per_ip)) {
 			log_notice(c->sid, "event=connection_refused client=%s reason=too_many_connections",
 				   c->peer_ip);
-			smtp_session_refuse(c, &wl->smtp);
+			if (wl->cl->protocol == PROTO_POP3)
+				pop3_session_refuse(c, &wl->pop3);
+			else
+				smtp_session_refuse(c, &wl->smtp);
 			continue;
 		}
-		smtp_session_start(c, &wl->smtp);
+		if (wl->cl->protocol == PROTO_POP3)
+			pop3_session_start(c, &wl->pop3);
+		else
+			smtp_session_start(c, &wl->smtp);
 	}
 }
 
@@ -146,6 +154,30 @@ static void worker_signal_cb(struct ev_loop *loop, ev_signal *w, int revents MP_
 	worker_drain(loop, w->signum != SIGUSR1);
 }
 
+static void worker_setup_pop3(struct worker_listener *wl, const struct conf_listener *cl,
+			      const struct conf *c)
+{
+	wl->pop3 = (struct pop3_server){
+		.hostname = c->hostname,
+		.starttls = cl->tls == TLSMODE_STARTTLS,
+		.implicit_tls = cl->tls == TLSMODE_IMPLICIT,
+		.plaintext_auth = cl->plaintext_auth,
+		.apop = c->pop3.apop,
+		.mark_seen = c->pop3.mark_seen,
+		.ssl_ctx = c->ssl_ctx,
+		.limits = {
+			.line_max = (size_t)c->pop3.line_max,
+			.errors_max = (int)c->pop3.errors_max,
+			.idle_timeout = (double)c->pop3.idle_timeout,
+		},
+		.dir = worker.dir,
+		.pool = worker.pool,
+		.io_pool = worker.io_pool,
+		.penalty_max = c->directory.penalty_max,
+		.scripts = worker.scripts,
+	};
+}
+
 static void worker_setup_listener(struct worker_listener *wl,
 				  const struct conf_listener *cl, const struct conf *c)
 {
@@ -176,6 +208,8 @@ static void worker_setup_listener(struct worker_listener *wl,
 		.penalty_max = c->directory.penalty_max,
 		.scripts = worker.scripts,
 	};
+	if (cl->protocol == PROTO_POP3)
+		worker_setup_pop3(wl, cl, c);
 	ev_io_init(&wl->io, worker_accept_cb, cl->fd, EV_READ);
 	ev_io_start(worker.loop, &wl->io);
 }

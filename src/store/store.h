@@ -13,7 +13,8 @@
  * most a file in tmp/, never a partial file in new/; maildir_clean_tmp()
  * removes such leftovers. File names follow Dovecot: "SECS.MusecPpid_Qn.HOST
  * ,S=size,W=crlf_size[:2,FLAGS]". Files use LF line endings. All functions
- * here block on disk and are meant for pool threads; they are thread-safe. */
+ * here block on disk and are meant for pool threads; they are thread-safe.
+ * Reading a folder as a mailbox (UIDs, flags, expunge) is mailbox.h. */
 #ifndef MP_STORE_H
 #define MP_STORE_H
 

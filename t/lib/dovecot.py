@@ -1,0 +1,139 @@
+"""A private Dovecot POP3 server for comparison tests and benchmarks.
+
+Runs /usr/sbin/dovecot -F with its own config in a temp dir (base_dir,
+state, log), one user whose mail is a given Maildir, passwords in a
+passwd-file with the same scheme string moonpost's directory holds. Only
+pop3 is served, on a free loopback port, plaintext allowed (loopback).
+
+    with dovecot.Dovecot(maildir, "john@example.org", "{PLAIN}secret") as dv:
+        p = poplib.POP3("127.0.0.1", dv.port)
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+DOVECOT = "/usr/sbin/dovecot"
+
+
+def available():
+    return os.access(DOVECOT, os.X_OK) and os.path.exists("/usr/lib/dovecot/pop3")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CONF = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 0
+mail_location = maildir:{maildir}
+pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  args = {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+
+
+class Dovecot:
+    def __init__(self, maildir, user, password_hash, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="dovecot-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.port = _free_port()
+        # Dovecot refuses uid 0 for mail: the Maildir goes to the "mail"
+        # user (moonpost, as root in the tests, still reads and writes it).
+        uid = gid = 8
+        for root, dirs, files in os.walk(maildir):
+            for n in dirs + files:
+                os.lchown(os.path.join(root, n), uid, gid)
+        os.chown(maildir, uid, gid)
+        os.chown(os.path.dirname(os.path.abspath(maildir)), uid, gid)
+        with open(os.path.join(self.dir, "passwd"), "w") as f:
+            f.write("%s:%s\n" % (user, password_hash))
+        os.chmod(os.path.join(self.dir, "passwd"), 0o644)
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONF.format(dir=self.dir, maildir=os.path.abspath(maildir),
+                                uid=uid, gid=gid, port=self.port) + extra)
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    if s.recv(100).startswith(b"+OK"):
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log()
+                self.stop()
+                raise RuntimeError("dovecot did not start:\n" + log)
+            time.sleep(0.1)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "dovecot.log"), errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
