@@ -156,8 +156,8 @@ rule{
     if n ~= 1 then return false end
     -- plain text: only when the URL is most of it (a bare link), since
     -- short personal notes with a link are common
-    if html then return true, next(hosts) end
-    return words < 15, next(hosts)
+    if html then return true, (next(hosts)) end
+    return words < 15, (next(hosts))
   end,
 }
 

@@ -450,6 +450,8 @@ local function make_headers(s)
     end
     parts[#parts + 1] = p
   end
+  -- for the log line of the verdict (explainable without the message)
+  s.summary = concat(parts, ",")
   local lines, line = {}, "X-Spam-Symbols: "
   for i, p in ipairs(parts) do
     local sep = i < #parts and "," or ""

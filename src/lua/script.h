@@ -164,6 +164,8 @@ struct script_result {
 	double score, required;
 	const char *action;             /* "no action" | "add header" | "soft reject" | "reject" */
 	const char *headers;            /* X-Spam-* lines, LF ends */
+	const char *symbols;            /* "NAME(score)[opts],..." for the log */
+	double scan_us;                 /* time the scan took */
 	/* deliveries (message calls), one per target in the order given */
 	struct script_delivery *dlv;
 	size_t n_dlv;

@@ -261,6 +261,8 @@ static void script_read_scan(lua_State *L, int t, struct script_result *r)
 		r->required = script_tnum(L, s, "required");
 		r->action = script_tstr(L, s, "action", NULL, 0);
 		r->headers = script_tstr(L, s, "headers", NULL, 0);
+		r->symbols = script_tstr(L, s, "summary", NULL, 0);
+		r->scan_us = script_tnum(L, s, "time_us");
 	}
 	lua_pop(L, 1);
 }

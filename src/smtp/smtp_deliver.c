@@ -292,9 +292,13 @@ static void smtp_dlv_scanned(uint64_t owner, const struct script_result *r)
 	struct smtp_dlv_job *j = s->dlv_pending;
 	s->dlv_pending = NULL;
 	conn_resume(c);
-	if (r->scanned)
-		log_info(c->sid, "event=scan qid=%s score=%.2f required=%.2f action=\"%s\"", j->qid, r->score,
-			 r->required, r->action ? r->action : "");
+	if (r->scanned) {
+		char q[2048];
+		const char *sy = r->symbols ? r->symbols : "";
+		log_info(c->sid, "event=scan qid=%s score=%.2f required=%.2f action=\"%s\" time_us=%.0f symbols=\"%s\"",
+			 j->qid, r->score, r->required, r->action ? r->action : "", r->scan_us,
+			 log_quote(q, sizeof(q), sy, strlen(sy)));
+	}
 	if (r->verdict == SCRIPT_REJECT || r->verdict == SCRIPT_TEMPFAIL) {
 		char line[SCRIPT_TEXT_MAX + 8];
 		snprintf(line, sizeof(line), "%d %s", r->verdict == SCRIPT_REJECT ? r->code : 451, r->text);
