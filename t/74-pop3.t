@@ -273,6 +273,11 @@ def transaction(d, ports, md, names):
     want = ["%d %08x%08x" % (i + 1, recs[names[i].split(":")[0]], v) for i in range(3)]
     tap.is_(uidls, want, "UIDL = Dovecot's %08Xu%08Xv (lower-case hex, as Dovecot prints it) from dovecot-uidlist")
     tap.is_(c.cmd("UIDL 3"), "+OK " + want[2], "UIDL 3")
+    # Blank arguments are the no-argument form (a bug once read an unset word).
+    tap.is_(c.cmd("UIDL  "), "+OK", "UIDL with only blanks: the listing")
+    tap.is_(c.multi(), want, "the same listing")
+    tap.is_(c.cmd("LIST   "), "+OK", "LIST with only blanks: the listing")
+    tap.is_(c.multi(), ["%d %d" % (i + 1, s) for i, s in enumerate(sizes)], "the same lines")
     # RETR: CRLF, dot-stuffing, 8-bit bytes unchanged, final CRLF added.
     tap.like(c.cmd("RETR 1"), r"^\+OK %d octets" % sizes[0], "RETR 1: +OK with octets")
     tap.is_(c.multi_raw(), wire(MSG1), "RETR 1: CRLF and dot-stuffed lines")

@@ -300,6 +300,16 @@ static void script_read_dlvs(lua_State *L, int t, struct script_result *r, size_
 	lua_pop(L, 1);
 }
 
+/* Verdict texts end up inside protocol reply lines: a CR or LF from a
+ * script (a prefilter echoing a decoded Subject, say) would inject lines
+ * (RFC 5321 4.2, RFC 1939 3), so every control byte becomes a space. */
+static void script_text_clean(char *t)
+{
+	for (; *t; t++)
+		if ((unsigned char)*t < 0x20 || *t == 0x7f)
+			*t = ' ';
+}
+
 /* The library's result table at the top of c->co -> r. */
 static void script_read_result(struct script_call *c, struct script_result *r)
 {
@@ -311,6 +321,8 @@ static void script_read_result(struct script_call *c, struct script_result *r)
 	r->code = (int)script_tnum(L, t, "code");
 	script_tstr(L, t, "text", r->text, sizeof(r->text));
 	script_tstr(L, t, "arg", r->arg, sizeof(r->arg));
+	script_text_clean(r->text);
+	script_text_clean(r->arg);
 	r->delay = script_tnum(L, t, "delay");
 	lua_getfield(L, t, "failed");
 	r->failed = lua_toboolean(L, -1);

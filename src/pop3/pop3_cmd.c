@@ -61,11 +61,13 @@ static void pop3_listing(struct pop3_session *s, struct str args, bool uidl)
 {
 	struct str w[1];
 	char id[71];
-	if (pop3_args_split(args, w, 1) < 0) {
+	int nw = pop3_args_split(args, w, 1);
+	if (nw < 0) {
 		pop3_fail(s, "-ERR Syntax: %s [msg]", uidl ? "UIDL" : "LIST");
 		return;
 	}
-	if (args.len > 0) {
+	/* "LIST " with only blanks is the no-argument form (nw == 0). */
+	if (nw == 1) {
 		uint32_t n = pop3_msg_arg(s, w[0]);
 		if (n == 0)
 			return;

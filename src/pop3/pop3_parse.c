@@ -135,5 +135,10 @@ void pop3_stuff_finish(struct pop3_stuff *st, struct buf *out)
 {
 	if (st->mid_line && !st->done)
 		buf_append(out, st->cr ? "\n" : "\r\n", st->cr ? 1 : 2);
+	/* RFC 1939 7: TOP sends the headers, "the blank line separating the
+	 * headers from the body", then the lines: even when the message has
+	 * no body, hence no blank line of its own. */
+	if (st->top && !st->in_body && !st->done)
+		buf_append(out, "\r\n", 2);
 	buf_append(out, ".\r\n", 3);
 }

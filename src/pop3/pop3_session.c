@@ -257,7 +257,10 @@ void pop3_session_refuse(struct conn *c, const struct pop3_server *srv)
 	struct pop3_session *s = pop3_session_new(c, srv);
 	s->greeted = true;
 	conn_start(c, &pop3_refuse_ops, s, srv->limits.line_max, 10., NULL, false);
-	pop3_reply(s, "-ERR [SYS/TEMP] Too many connections, try again later");
+	/* On an implicit-TLS port the client speaks TLS: a plaintext -ERR
+	 * would be garbage to it, and a handshake is what we cannot afford. */
+	if (!srv->implicit_tls)
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections, try again later");
 	conn_close(c);
 }
 

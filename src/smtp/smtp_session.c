@@ -393,7 +393,10 @@ void smtp_session_refuse(struct conn *c, const struct smtp_server *srv)
 	struct smtp_session *s = smtp_session_new(c, srv);
 	s->greeted = true;      /* no greeting, even after implicit TLS */
 	conn_start(c, &smtp_conn_ops, s, srv->limits.line_max, 10., NULL, false);
-	smtp_reply(s, "421 4.7.0 %s Error: too many connections, try again later", srv->hostname);
+	/* Implicit TLS (465): the client speaks TLS, a plaintext 421 would be
+	 * garbage to it, and a handshake is what we cannot afford: just close. */
+	if (!srv->implicit_tls)
+		smtp_reply(s, "421 4.7.0 %s Error: too many connections, try again later", srv->hostname);
 	conn_close(c);
 }
 

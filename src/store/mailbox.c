@@ -24,6 +24,7 @@ struct mailbox_uidlist {
 	struct mailbox_msg *recs;     /* uid, base, ext, uidl */
 	size_t count, cap;
 	bool exists;
+	uint32_t old_uidvalidity;     /* of a broken file, when its header parsed */
 };
 
 static void mailbox_msg_clear(struct mailbox_msg *m)
@@ -98,6 +99,7 @@ static int mailbox_uidlist_read(const char *root, struct mailbox_uidlist *u)
 		u->exists = true;
 	} else {
 		mailbox_uidlist_clear(u);
+		u->old_uidvalidity = p->hdr.uidvalidity;
 	}
 	free(chunk);
 	free(p);
@@ -171,6 +173,14 @@ struct mailbox_scan {
 	size_t count, cap;
 };
 
+static bool mailbox_name_bad(const char *n)
+{
+	for (; *n; n++)
+		if ((unsigned char)*n < 0x20 || *n == 0x7f || *n == '/')
+			return true;
+	return false;
+}
+
 static int mailbox_scan_dir(const char *root, const char *sub, struct mailbox_scan *s)
 {
 	char path[4096];
@@ -180,7 +190,9 @@ static int mailbox_scan_dir(const char *root, const char *sub, struct mailbox_sc
 		return -1;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.' || strchr(de->d_name, '/'))
+		/* A name with a control byte (a newline) cannot be a uidlist
+		 * record: Dovecot ignores such files too. */
+		if (de->d_name[0] == '.' || mailbox_name_bad(de->d_name))
 			continue;
 		struct mailbox_msg *m = mailbox_push(&s->v, &s->count, &s->cap);
 		m->base = xstrndup(de->d_name, mailbox_base_len(de->d_name));
@@ -217,13 +229,17 @@ static int mailbox_cmp_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void mailbox_scan_clear(struct mailbox_scan *s);
+
 /* new/ then cur/: a file moved from new/ to cur/ meanwhile is still seen.
  * Duplicates (seen in both) keep the cur/ entry. */
 static int mailbox_scan(const char *root, struct mailbox_scan *s)
 {
 	memset(s, 0, sizeof(*s));
-	if (mailbox_scan_dir(root, "new", s) < 0 || mailbox_scan_dir(root, "cur", s) < 0)
+	if (mailbox_scan_dir(root, "new", s) < 0 || mailbox_scan_dir(root, "cur", s) < 0) {
+		mailbox_scan_clear(s);
 		return -1;
+	}
 	mailbox_sort(s->v, s->count, mailbox_cmp_base);
 	size_t out = 0;
 	for (size_t i = 0; i < s->count; i++) {
@@ -421,8 +437,15 @@ static int mailbox_assign(const char *root, struct mailbox_scan *s, struct uidli
 		unlink(p);
 		return -1;
 	}
-	if (!u.exists)
+	if (!u.exists) {
 		mailbox_new_header(&u.hdr);
+		/* A rebuild must never reuse a UIDVALIDITY (RFC 3501 2.3.1.1):
+		 * clients would pair old UIDs with new messages. Same second or
+		 * a clock stepped back: one past the old one. */
+		if (u.old_uidvalidity != 0 && u.hdr.uidvalidity <= u.old_uidvalidity &&
+		    u.old_uidvalidity < UINT32_MAX)
+			u.hdr.uidvalidity = u.old_uidvalidity + 1;
+	}
 	u.hdr.version = 3;
 	mailbox_match(s, &u);
 	mailbox_sort(s->v, s->count, mailbox_cmp_delivery);
@@ -430,6 +453,8 @@ static int mailbox_assign(const char *root, struct mailbox_scan *s, struct uidli
 		struct mailbox_msg *m = &s->v[i];
 		if (m->uid != 0)
 			continue;
+		if (u.hdr.next_uid == UINT32_MAX)
+			break;      /* UIDs exhausted: no wrap to 0 (left without a UID) */
 		m->uid = u.hdr.next_uid++;
 		char ext[40] = "";
 		if (m->vsize && strstr(m->base, ",W=") == NULL)

@@ -75,24 +75,66 @@ int uidlist_parse_header(struct str line, struct uidlist_header *h)
 	return 0;
 }
 
-/* "<uid> [ext ...] :<name>"; version 1/2 lines "<uid> <flags> <name>" are
- * not accepted (Dovecot rewrites them to version 3 on its first sync). */
-int uidlist_parse_record(struct str line, struct uidlist_rec *r)
+/* The record's file name is matched by its base (Dovecot's
+ * maildir_filename_base_cmp): a record may carry ":2,FLAGS" and still name
+ * the file whatever its flags are now. */
+static int uidlist_set_name(struct uidlist_rec *r, struct str name)
 {
-	struct str uid = uidlist_token(&line);
-	if (uid.len == 0 || uid.p[0] == '0' || uidlist_uint(uid, &r->uid) < 0)
+	const char *c = memchr(name.p, ':', name.len);
+	if (c != NULL)
+		name.len = (size_t)(c - name.p);
+	if (name.len == 0 || memchr(name.p, '/', name.len) || memchr(name.p, '\0', name.len))
 		return -1;
-	const char *colon = memchr(line.p, ':', line.len);
-	if (colon == NULL || colon + 1 == line.p + line.len)
-		return -1;
-	/* The ':' must start a field (after a space). */
-	if (colon == line.p || colon[-1] != ' ')
-		return -1;
-	r->ext = str_trim((struct str){ line.p, (size_t)(colon - line.p) });
-	r->name = (struct str){ colon + 1, (size_t)(line.p + line.len - colon - 1) };
-	if (memchr(r->name.p, '/', r->name.len) || memchr(r->name.p, '\0', r->name.len))
+	r->name = name;
+	return 0;
+}
+
+/* The UID field; UINT32_MAX is corrupt for Dovecot too (no next UID). */
+static int uidlist_rec_uid(struct str *line, struct uidlist_rec *r)
+{
+	struct str uid = uidlist_token(line);
+	if (uid.len == 0 || uid.p[0] == '0' || uidlist_uint(uid, &r->uid) < 0 || r->uid == UINT32_MAX)
 		return -1;
 	return 0;
+}
+
+/* Version 3: "<uid> [ext ...] :<name>". Like Dovecot's
+ * maildir_uidlist_read_extended, ext tokens are skipped until one starts
+ * with ':' (an ext value may itself hold a ':', e.g. a migrated P<uidl>). */
+int uidlist_parse_record(struct str line, struct uidlist_rec *r)
+{
+	if (uidlist_rec_uid(&line, r) < 0)
+		return -1;
+	const char *ext_start = NULL, *ext_end = NULL;
+	for (;;) {
+		struct str t = uidlist_token(&line);
+		if (t.len == 0)
+			return -1;
+		if (t.p[0] == ':') {
+			struct str name = { t.p + 1, (size_t)(line.p + line.len - t.p - 1) };
+			r->ext = ext_start ? (struct str){ ext_start, (size_t)(ext_end - ext_start) } :
+					     (struct str){ "", 0 };
+			return uidlist_set_name(r, name);
+		}
+		if (ext_start == NULL)
+			ext_start = t.p;
+		ext_end = t.p + t.len;
+	}
+}
+
+/* Versions 1 ("<uid> <name>", Courier's courierimapuiddb) and 2
+ * ("<uid> <flags> <name>"): no extension fields. */
+static int uidlist_parse_record_old(struct str line, unsigned version, struct uidlist_rec *r)
+{
+	if (uidlist_rec_uid(&line, r) < 0)
+		return -1;
+	if (version == 2 && uidlist_token(&line).len == 0)
+		return -1;
+	struct str name = uidlist_token(&line);
+	if (name.len == 0 || str_trim(line).len != 0)
+		return -1;
+	r->ext = (struct str){ "", 0 };
+	return uidlist_set_name(r, name);
 }
 
 struct str uidlist_ext_get(struct str ext, char key)
@@ -114,7 +156,9 @@ static int uidlist_line(struct uidlist_parser *p, struct str line, uidlist_rec_f
 		return 0;
 	}
 	struct uidlist_rec r;
-	if (uidlist_parse_record(line, &r) < 0 || r.uid <= p->last_uid)
+	int rc = p->hdr.version >= 3 ? uidlist_parse_record(line, &r) :
+		 uidlist_parse_record_old(line, p->hdr.version, &r);
+	if (rc < 0 || r.uid <= p->last_uid)
 		return -1;
 	p->last_uid = r.uid;
 	/* A record at or past next_uid: the header is stale; never hand the

@@ -76,7 +76,7 @@ int main(void)
 	stuff("TOP 1", "a: b\n\nl1\nl2\n", true, 1, "a: b\r\n\r\nl1\r\n.\r\n");
 	stuff("TOP 2 CRLF", "a: b\r\n\r\n.l1\r\nl2\r\nl3\r\n", true, 2, "a: b\r\n\r\n..l1\r\nl2\r\n.\r\n");
 	stuff("TOP past the end", "a: b\n\nl1", true, 9, "a: b\r\n\r\nl1\r\n.\r\n");
-	stuff("TOP without body", "a: b\nc: d\n", true, 0, "a: b\r\nc: d\r\n.\r\n");
+	stuff("TOP without body: the blank line still sent (RFC 1939 7)", "a: b\nc: d\n", true, 0, "a: b\r\nc: d\r\n\r\n.\r\n");
 	stuff("TOP: CR-only line ends header", "a: b\r\n\r\nx\r\n", true, 0, "a: b\r\n\r\n.\r\n");
 	return tap_done();
 }

@@ -108,6 +108,15 @@ int main(void)
 	check("slash in name", "3 V1 N9\n1 :../etc/passwd\n", -1, "", 0, 0);
 	check("colon glued to ext", "3 V1 N9\n1 W3:a\n", -1, "", 0, 0);
 	check("non-digit uid", "3 V1 N9\nx :a\n", -1, "", 0, 0);
+	/* Dovecot compatibility (maildir-uidlist.c): names match by base, ext
+	 * tokens are skipped until one starts with ':', old formats read. */
+	check("record name with flags: the base", "3 V1 N9\n5 :NAME,S=18:2,S\n", 0, "5||NAME,S=18;", 1, 9);
+	check("':' inside an ext value", "3 V1 N9\n1 Pold:uidl W3 :a\n", 0, "1|Pold:uidl W3|a;", 1, 9);
+	check("uid 4294967295 is corrupt", "3 V1 N9\n4294967295 :a\n", -1, "", 0, 0);
+	check("version 1 records (courierimapuiddb)", "1 77 3\n1 a.host\n2 b.host:2,S\n", 0,
+	      "1||a.host;2||b.host;", 77, 3);
+	check("version 2 records", "2 77 5\n3 S c.host\n", 0, "3||c.host;", 77, 5);
+	check("version 2 record without a name", "2 77 5\n3 S\n", -1, "", 0, 0);
 	{
 		char *big = malloc(UIDLIST_LINE_MAX + 64);
 		int n = snprintf(big, 64, "3 V1 N2\n1 :");
