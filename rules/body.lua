@@ -4,31 +4,13 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 -- BODY_SHOUTING: most letters of a longer text in capitals.
 rule{
   name = "BODY_SHOUTING", score = 1.5, group = "body",
   description = "Over 40% of the body's letters are capitals",
   check = function(ctx)
     local up, all = 0, 0
-    for _, t in ipairs(memo(ctx.msg, "text")) do
+    for _, t in ipairs(ctx.msg:text()) do
       local s = t.text or ""
       up = up + select(2, s:gsub("%u", ""))
       all = all + select(2, s:gsub("%a", ""))
@@ -44,7 +26,7 @@ rule{
   description = "Many exclamation marks in the body",
   check = function(ctx)
     local n, runs = 0, 0
-    for _, t in ipairs(memo(ctx.msg, "text")) do
+    for _, t in ipairs(ctx.msg:text()) do
       local s = t.text or ""
       n = n + select(2, s:gsub("!", ""))
       runs = runs + select(2, s:gsub("!!+", ""))
@@ -59,7 +41,7 @@ rule{
   name = "MIME_HTML_IN_PLAIN", score = 1.5, group = "mime",
   description = "text/plain part that contains HTML markup",
   check = function(ctx)
-    for _, t in ipairs(memo(ctx.msg, "text")) do
+    for _, t in ipairs(ctx.msg:text()) do
       if not t.html then
         local s = lower((t.text or ""):sub(1, 4000))
         local tags = select(2, s:gsub("<%s*/?%s*[abfhpt][a-z0-9]*[%s>]", ""))
@@ -90,7 +72,7 @@ rule{
       if m:header(h) ~= nil then return false end
     end
     local re = regex.new([[/\bunsubscri|\bopt[- ]?out\b|\bremoved?\b.{0,40}\b(?:list|mailing|e-?mail|address)/is]])
-    for _, t in ipairs(memo(m, "text")) do
+    for _, t in ipairs(m:text()) do
       if re:match(t.text or "") then return true end
     end
     return false

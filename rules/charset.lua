@@ -4,24 +4,6 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 -- True when s is valid UTF-8 (RFC 3629: no overlongs, no surrogates).
 local function valid_utf8(s)
   local i, n = 1, #s
@@ -106,7 +88,7 @@ rule{
   description = "Text in a charset nobody knows",
   check = function(ctx)
     if (ctx.msg:flags() or {}).unknown_charset then return true end
-    for _, p in ipairs(memo(ctx.msg, "parts")) do
+    for _, p in ipairs(ctx.msg:parts()) do
       if p.is_text and not p.charset_known then return true, p.charset end
     end
     return false
@@ -132,12 +114,12 @@ rule{
   check = function(ctx)
     local msg = ctx.msg
     local ascii = {}
-    for _, p in ipairs(memo(msg, "parts")) do
+    for _, p in ipairs(msg:parts()) do
       local cs = lower(p.charset)
       if p.is_text and (cs == "" or cs == "us-ascii") then ascii[p.index] = true end
     end
     if next(ascii) == nil then return false end
-    for _, t in ipairs(memo(msg, "text")) do
+    for _, t in ipairs(msg:text()) do
       if ascii[t.part] and (t.text or ""):find("[\128-\255]") then return true end
     end
     return false

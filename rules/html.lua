@@ -4,24 +4,6 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 -- "www.a.example.co.uk" -> "example.co.uk": the part an organisation
 -- registers (approximation: two labels, three under a short second-level
 -- label such as co.uk or com.au).
@@ -77,7 +59,7 @@ local function text_stats(msg)
   local c = cached(msg)
   if c.words == nil then
     local words, html = 0, false
-    for _, t in ipairs(memo(msg, "text")) do
+    for _, t in ipairs(msg:text()) do
       words = words + select(2, (t.text or ""):gsub("%a%a+", ""))
       html = html or t.html
     end
@@ -121,7 +103,7 @@ rule{
   check = function(ctx)
     local from = (ctx.msg.from or {})[1]
     local fdom = from and from.domain and base_domain(from.domain) or ""
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       local s = lower(u.scheme)
       if u.href and u.text and u.host and u.host ~= "" and (s == "http" or s == "https") then
         local th = text_host(u.text)
@@ -146,7 +128,7 @@ rule{
     if words >= 40 then return false end
     -- in HTML only the links count (the anchor texts are in the text too)
     local hosts, n = {}, 0
-    for _, u in ipairs(memo(msg, "urls")) do
+    for _, u in ipairs(msg:urls()) do
       local s = lower(u.scheme)
       if (s == "http" or s == "https") and u.host and u.host ~= "" and (u.href or not html) then
         local b = base_domain(u.host)
@@ -224,7 +206,7 @@ rule{
   check = function(ctx)
     local h = raw_html_lower(ctx.msg)
     if h:find("<script[%s>]") then return true, "<script>" end
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if lower(u.scheme) == "javascript" then return true, "javascript:" end
     end
     return false

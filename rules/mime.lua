@@ -4,24 +4,6 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 -- Extensions Windows runs (or hands to a script host) on a double-click.
 local EXEC = {}
 for e in ([[exe scr js jse vbs vbe bat com pif cmd cpl hta msi msp wsf wsh
@@ -44,7 +26,7 @@ end
 -- Number of non-space characters in the displayable text.
 local function text_size(msg)
   local n = 0
-  for _, t in ipairs(memo(msg, "text")) do
+  for _, t in ipairs(msg:text()) do
     n = n + select(2, (t.text or ""):gsub("%S", ""))
   end
   return n
@@ -57,7 +39,7 @@ rule{
   description = "HTML body without a text/plain alternative",
   check = function(ctx)
     local html, plain = false, false
-    for _, p in ipairs(memo(ctx.msg, "parts")) do
+    for _, p in ipairs(ctx.msg:parts()) do
       if p.is_text and not p.is_attachment then
         local st = lower(p.subtype)
         if st == "html" then html = true elseif st == "plain" then plain = true end
@@ -75,7 +57,7 @@ rule{
   description = "text/plain alternative is empty, the HTML is not",
   check = function(ctx)
     local plain, html = nil, nil
-    for _, t in ipairs(memo(ctx.msg, "text")) do
+    for _, t in ipairs(ctx.msg:text()) do
       local n = select(2, (t.text or ""):gsub("%w", ""))
       if t.html then html = (html or 0) + n else plain = (plain or 0) + n end
     end
@@ -89,7 +71,7 @@ rule{
   name = "MIME_EXE_ATTACH", score = 5.0, group = "mime",
   description = "Executable attachment (.exe .scr .js .vbs .bat .com .pif .cmd ...)",
   check = function(ctx)
-    for _, p in ipairs(memo(ctx.msg, "parts")) do
+    for _, p in ipairs(ctx.msg:parts()) do
       local n = part_name(p)
       local ext = n and lower(n):match("%.([%w]+)%s*$")
       if ext and EXEC[ext] then return true, n end
@@ -105,7 +87,7 @@ rule{
   name = "MIME_DOUBLE_EXT", score = 3.0, group = "mime",
   description = "Attachment with a decoy double extension (name.pdf.exe)",
   check = function(ctx)
-    for _, p in ipairs(memo(ctx.msg, "parts")) do
+    for _, p in ipairs(ctx.msg:parts()) do
       local n = part_name(p)
       if n then
         local a, b = lower(n):match("%.(%w+)[%s_.]*%.(%w+)%s*$")
@@ -123,7 +105,7 @@ rule{
   description = "Attachment with an empty or near-empty body",
   check = function(ctx)
     local att = false
-    for _, p in ipairs(memo(ctx.msg, "parts")) do
+    for _, p in ipairs(ctx.msg:parts()) do
       if p.is_attachment and not p.is_multipart then att = true; break end
     end
     return att and text_size(ctx.msg) < 20
@@ -174,13 +156,13 @@ rule{
   check = function(ctx)
     local msg = ctx.msg
     local b64 = {}
-    for _, p in ipairs(memo(msg, "parts")) do
+    for _, p in ipairs(msg:parts()) do
       if p.is_text and not p.is_attachment and lower(p.encoding) == "base64" then
         b64[p.index] = true
       end
     end
     if next(b64) == nil then return false end
-    for _, t in ipairs(memo(msg, "text")) do
+    for _, t in ipairs(msg:text()) do
       if b64[t.part] and #(t.text or "") > 0 and not (t.text):find("[\128-\255]") then
         return true
       end
@@ -196,7 +178,7 @@ rule{
   name = "MIME_MA_MISSING_TEXT", score = 3.0, group = "mime",
   description = "multipart/alternative without a text/plain part",
   check = function(ctx)
-    local parts = memo(ctx.msg, "parts")
+    local parts = ctx.msg:parts()
     for i, p in ipairs(parts) do
       if p.content_type == "multipart/alternative" then
         local plain = false
@@ -222,7 +204,7 @@ rule{
   name = "MIME_MIXED_BOGUS", score = 1.0, group = "mime",
   description = "multipart/mixed with no attachment, only text",
   check = function(ctx)
-    local parts = memo(ctx.msg, "parts")
+    local parts = ctx.msg:parts()
     if not parts[1] or parts[1].content_type ~= "multipart/mixed" then return false end
     local ntext = 0
     for i = 2, #parts do

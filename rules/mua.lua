@@ -9,24 +9,6 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 -- Received lines of Yahoo Groups' list servers: they rewrite the mail and
 -- keep the poster's X-Mailer, so the fingerprints below do not apply.
 local function via_yahoo_groups(msg)
@@ -94,7 +76,7 @@ rule{
     local xm = m:header("X-Mailer") or ""
     if not xm:match("^%s*Microsoft Outlook") then return false end
     local html, plain = false, false
-    for _, p in ipairs(memo(m, "parts")) do
+    for _, p in ipairs(m:parts()) do
       if p.is_text and not p.is_attachment then
         if p.subtype == "html" then html = true elseif p.subtype == "plain" then plain = true end
       end

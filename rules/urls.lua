@@ -3,24 +3,6 @@
 
 local function lower(s) return s and s:lower() or "" end
 
--- Per-message memo (weak keys, so an entry goes with its message):
--- msg:text(), msg:urls() and msg:parts() build fresh tables (and copy the
--- text) on every call; the rules of this file share one result per message.
-local MEMO = setmetatable({}, { __mode = "k" })
-local function memo(msg, what)
-  local c = MEMO[msg]
-  if not c then
-    c = {}
-    MEMO[msg] = c
-  end
-  local v = c[what]
-  if v == nil then
-    v = msg[what](msg) or {}
-    c[what] = v
-  end
-  return v
-end
-
 local function is_web(u)
   local s = lower(u.scheme)
   return s == "http" or s == "https"
@@ -44,7 +26,7 @@ rule{
   name = "URL_BARE_IP", score = 2.5, group = "urls",
   description = "Link to a bare IP address instead of a host name",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if is_web(u) then
         local a, b = (u.host or ""):match("^(%d+)%.(%d+)%.%d+%.%d+$")
         if a and not private_ip(tonumber(a), tonumber(b)) then return true, u.host end
@@ -60,7 +42,7 @@ rule{
   name = "URL_NUMERIC_HOST", score = 3.0, group = "urls",
   description = "Link host is an IP written as a number, in hex or octal",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if is_web(u) then
         local h = lower(authority(u.url or "")):gsub("^.*@", ""):gsub(":%d*$", "")
         if h:match("^%d+$") and #h >= 8 then return true, h end
@@ -78,7 +60,7 @@ rule{
   name = "URL_USERINFO", score = 2.5, group = "urls",
   description = "Link with a user@ part before the host",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if is_web(u) then
         local auth = authority(u.url or "")
         if auth:find("@", 1, true) then return true, auth:sub(1, 60) end
@@ -94,7 +76,7 @@ rule{
   name = "URL_ENCODED_HOST", score = 2.0, group = "urls",
   description = "Link host name written with %-escapes",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if is_web(u) then
         local host = authority(u.url or ""):gsub("^.*@", "")
         if host:find("%%%x%x") then return true, host:sub(1, 60) end
@@ -110,7 +92,7 @@ rule{
   name = "URL_ODD_PORT", score = 1.0, group = "urls",
   description = "Link on an unusual port",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       if is_web(u) and u.href then
         local port = tonumber(authority(u.url or ""):match(":(%d+)$"))
         if port and port ~= 80 and port ~= 443 and port ~= 8080 then
@@ -131,7 +113,7 @@ rule{
   name = "URL_DOMAIN_IN_SUBDOMAIN", score = 2.0, group = "urls",
   description = "Link host has another domain name as its subdomain",
   check = function(ctx)
-    for _, u in ipairs(memo(ctx.msg, "urls")) do
+    for _, u in ipairs(ctx.msg:urls()) do
       local h = u.host or ""
       if is_web(u) and h:find("%.%a+%.") then
         local labels = {}

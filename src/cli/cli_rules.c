@@ -49,7 +49,8 @@ static char *cli_slurp(const char *path, size_t max, size_t *len_r)
 
 static int cli_rules_usage(void)
 {
-	fprintf(stderr, "usage: moonpost rules test FILE... [--from ADDR] [--rcpt ADDR] [--ip IP] [--helo NAME] [--json]\n");
+	fprintf(stderr, "usage: moonpost rules test FILE... [--from ADDR] [--rcpt ADDR] [--ip IP] [--helo NAME] [--json]\n"
+			"                         [--repeat N]   (N more timed scans per file: median/p90 us)\n");
 	return CLI_USAGE;
 }
 
@@ -67,6 +68,11 @@ static int cli_rules_opts(int argc, char **argv, struct script_report_opts *o, b
 			*dst = argv[i];
 		} else if (strcmp(argv[i], "--json") == 0) {
 			*json = true;
+		} else if (strcmp(argv[i], "--repeat") == 0) {
+			uint64_t n;
+			if (++i >= argc || util_parse_uint(argv[i], strlen(argv[i]), 1000000, &n) != 0)
+				return -1;
+			o->repeat = (unsigned)n;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			return -1;
 		} else {

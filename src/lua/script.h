@@ -72,8 +72,9 @@ const char *script_set_stats_json(struct script_set *s);
 /* `moonpost rules test`: scans raw with the set's rules (no server: waits
  * return at once) and returns a malloc'd report, text or one JSON object
  * ({file, score, action, required, symbols, errors, time_us}). time_us is
- * the scan alone (prefilters, rules, composites, headers), measured inside
- * the Lua state: no process start, no file reading. */
+ * the scan alone (prefilters, rules, composites, the MIME parsing they ask
+ * for; not the X-Spam headers), measured inside the Lua state: no process
+ * start, no file reading. */
 struct script_report_opts {
 	const char *file, *from, *rcpt, *ip, *helo;
 	/* > 0: after the reported scan, scan fresh copies of the message this

@@ -36,6 +36,7 @@ struct script_set {
 	double deadline;
 	bool aborting;          /* the budget error is raised until the call ends */
 	bool graced;            /* budget_grace() was used in this run */
+	bool hook_always;       /* count hook on throughout (no deadline alarm) */
 	const char *sid;        /* for log lines of the running code */
 	char *stats;            /* last script_set_stats_json() */
 	uint64_t next_call_id;
@@ -76,6 +77,8 @@ double script_now(void);
 /* Enters / leaves a running section of the set (deadline, running call). */
 void script_set_enter(struct script_set *s, struct script_call *c, double deadline, const char *sid);
 void script_set_leave(struct script_set *s);
+/* Re-arms the deadline alarm after s->deadline moved (budget_grace). */
+void script_set_rearm(struct script_set *s);
 
 /* Resumes c's coroutine with nargs values pushed on c->co. */
 void script_call_resume(struct script_call *c, int nargs);
@@ -90,5 +93,8 @@ void script_msg_open(lua_State *L);
 void script_msg_push(lua_State *L, const char *data, size_t len, bool borrowed);
 void script_msg_invalidate(lua_State *L, int idx);
 void script_regex_open(lua_State *L);
+/* string.find/match/gmatch/gsub with a prefilter (script_str.c): same
+ * results and errors as LuaJIT's, much faster on long subjects. */
+void script_str_open(lua_State *L);
 
 #endif

@@ -144,6 +144,7 @@ static int script_lib_budget_grace(lua_State *L)
 		s->graced = true;
 		s->aborting = false;
 		s->deadline = script_now() + SCRIPT_GRACE;
+		script_set_rearm(s);
 	}
 	lua_pushboolean(L, ok);
 	return 1;

@@ -1,7 +1,8 @@
 /* script_msg.c - ctx.msg: a userdata over the received bytes (style rule
  * 22). Nothing is parsed until a field is read; the MIME tree (src/mime,
  * pure and fuzzed) is built once, text and URLs once, and each computed
- * field is cached in the userdata's environment table. A session's message
+ * field and each method's result (script_msg_cached) is cached in the
+ * userdata's environment table. A session's message
  * is borrowed: C invalidates the object when the transaction ends, and any
  * later access raises a clean error instead of reading freed memory
  * (style rule 17). */
@@ -396,25 +397,35 @@ static int script_msg_field(lua_State *L, struct script_msg *m, const char *k)
 	return 1;
 }
 
+/* upvalues: 1 the metatable, 2 the methods. A scan reads ctx.msg fields
+ * and methods hundreds of times: the type check compares the metatable
+ * with the upvalue (luaL_checkudata looks it up by name), the lookups are
+ * raw and by the key already on the stack. */
 static int script_msg_index(lua_State *L)
 {
-	struct script_msg *m = script_msg_check(L, 1);
-	const char *k = luaL_checkstring(L, 2);
-	lua_getmetatable(L, 1);
-	lua_getfield(L, -1, "methods");
-	lua_getfield(L, -1, k);
-	if (!lua_isnil(L, -1))
-		return 1;
+	struct script_msg *m = lua_touserdata(L, 1);
+	if (m == NULL || !lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
+		m = luaL_checkudata(L, 1, SCRIPT_MSG_MT);   /* raises the usual error */
+	if (!m->valid)
+		luaL_error(L, "ctx.msg: the message is no longer available");
+	luaL_checkstring(L, 2);
 	lua_settop(L, 2);
-	lua_getfenv(L, 1);
-	lua_getfield(L, -1, k);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(2));
 	if (!lua_isnil(L, -1))
 		return 1;
 	lua_pop(L, 1);
-	if (!script_msg_field(L, m, k))
+	lua_getfenv(L, 1);                  /* 3 */
+	lua_pushvalue(L, 2);
+	lua_rawget(L, 3);
+	if (!lua_isnil(L, -1))
+		return 1;
+	lua_pop(L, 1);
+	if (!script_msg_field(L, m, lua_tostring(L, 2)))
 		return 0;
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, k);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 3);
 	return 1;
 }
 
@@ -464,21 +475,84 @@ void script_msg_invalidate(lua_State *L, int idx)
 	lua_setfenv(L, idx < 0 ? idx - 1 : idx);
 }
 
+/* The methods' results depend only on the message (and the header name
+ * asked for), and a scan calls them once per rule: each is built once per
+ * message and kept in the userdata's environment, in a table per method
+ * (keyed by the method's C function) keyed by the name (true without one);
+ * false stands for "nothing". Every caller gets the same tables back.
+ * Upvalues: 1 the method, 2 its argument (0 none, 1 optional name, 2 name). */
+static int script_msg_cached(lua_State *L)
+{
+	script_msg_check(L, 1);
+	int arg = (int)lua_tointeger(L, lua_upvalueindex(2));
+	if (arg == 2)
+		luaL_checkstring(L, 2);
+	else if (arg == 1)
+		luaL_optstring(L, 2, NULL);
+	lua_settop(L, 2);
+	if (arg == 0 || lua_isnil(L, 2)) {
+		lua_pushboolean(L, 1);
+		lua_replace(L, 2);          /* 2: the key */
+	}
+	lua_getfenv(L, 1);                  /* 3: env */
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_rawget(L, 3);                   /* 4: this method's results */
+	if (!lua_istable(L, 4)) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_pushvalue(L, 4);
+		lua_rawset(L, 3);
+	}
+	lua_pushvalue(L, 2);
+	lua_rawget(L, 4);                   /* 5: the cached result */
+	if (lua_isnil(L, 5)) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_pushvalue(L, 1);
+		if (lua_type(L, 2) == LUA_TBOOLEAN)
+			lua_pushnil(L);
+		else
+			lua_pushvalue(L, 2);
+		lua_call(L, 2, 1);          /* 5 */
+		if (lua_isnil(L, 5)) {
+			lua_pop(L, 1);
+			lua_pushboolean(L, 0);
+		}
+		lua_pushvalue(L, 2);
+		lua_pushvalue(L, 5);
+		lua_rawset(L, 4);
+	}
+	if (lua_type(L, 5) == LUA_TBOOLEAN && !lua_toboolean(L, 5))
+		return 0;
+	return 1;
+}
+
 void script_msg_open(lua_State *L)
 {
-	static const luaL_Reg methods[] = {
-		{ "header", script_msg_header }, { "headers", script_msg_headers },
-		{ "raw_header", script_msg_raw_header }, { "raw_headers", script_msg_raw_headers },
-		{ "parts", script_msg_parts },
-		{ "text", script_msg_text }, { "urls", script_msg_urls },
-		{ "flags", script_msg_flags }, { "body", script_msg_body },
-		{ NULL, NULL },
+	static const struct {
+		const char *name;
+		lua_CFunction fn;
+		int arg;
+	} methods[] = {
+		{ "header", script_msg_header, 2 }, { "headers", script_msg_headers, 1 },
+		{ "raw_header", script_msg_raw_header, 2 }, { "raw_headers", script_msg_raw_headers, 2 },
+		{ "parts", script_msg_parts, 0 },
+		{ "text", script_msg_text, 0 }, { "urls", script_msg_urls, 0 },
+		{ "flags", script_msg_flags, 0 }, { "body", script_msg_body, 0 },
 	};
 	luaL_newmetatable(L, SCRIPT_MSG_MT);
 	lua_newtable(L);
-	luaL_register(L, NULL, methods);
+	for (size_t i = 0; i < sizeof(methods) / sizeof(*methods); i++) {
+		lua_pushcfunction(L, methods[i].fn);
+		lua_pushinteger(L, methods[i].arg);
+		lua_pushcclosure(L, script_msg_cached, 2);
+		lua_setfield(L, -2, methods[i].name);
+	}
 	lua_setfield(L, -2, "methods");
-	lua_pushcfunction(L, script_msg_index);
+	lua_pushvalue(L, -1);
+	lua_getfield(L, -1, "methods");
+	lua_pushcclosure(L, script_msg_index, 2);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, script_msg_gc);
 	lua_setfield(L, -2, "__gc");

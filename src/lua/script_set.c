@@ -144,10 +144,20 @@ static struct timespec script_ts(double t)
 	return ts;
 }
 
+/* True on the thread that owns the timer (the worker's loop thread). A
+ * set built on a pool thread (a hot reload) runs with the hook installed
+ * throughout and must never touch the timer or script_alarm_L: the loop
+ * thread may be inside a hook right now, and disarming its alarm would let
+ * a looping rule run on unchecked. */
+static bool script_alarm_owned(void)
+{
+	return script_alarm.ok && script_alarm.pid == getpid() && script_alarm.tid == gettid();
+}
+
 /* Arms the alarm for s->deadline (CLOCK_MONOTONIC, as script_now). */
 void script_set_rearm(struct script_set *s)
 {
-	if (s->hook_always || s->deadline <= 0 || !script_alarm.ok)
+	if (s->hook_always || s->deadline <= 0 || !script_alarm_owned())
 		return;
 	struct itimerspec its;
 	its.it_value = script_ts(s->deadline);
@@ -181,8 +191,8 @@ void script_set_leave(struct script_set *s)
 	s->sid = NULL;
 	if (s->hook_always)
 		return;
-	script_alarm_L = NULL;
-	if (script_alarm.ok && script_alarm.pid == getpid()) {
+	if (script_alarm_owned()) {
+		script_alarm_L = NULL;
 		struct itimerspec off;
 		memset(&off, 0, sizeof(off));
 		timer_settime(script_alarm.timer, 0, &off, NULL);
