@@ -564,6 +564,12 @@ def spam(scores):
         tap.is_(site.all_files(), [], "reject: nothing stored")
         log_like(site, r'event=scan qid=\S+ score=%.2f required=6\.00 action="reject"'
                  % rej_score, "the scan is logged")
+        m = re.search(r'event=scan qid=\S+ score=%.2f required=6\.00 action="reject" '
+                      r'time_us=\d+ symbols="([^"]*)"' % rej_score, site.d.log_text(mark))
+        tap.ok(m is not None, "the log line explains it: scan time and every symbol")
+        fired = re.findall(r"([A-Z0-9_]+)\((-?[\d.]+)\)", m.group(1) if m else "")
+        tap.ok(fired and abs(sum(float(x) for _, x in fired) - rej_score) < 0.05,
+               "the logged symbols' scores add up to the total", m.group(1) if m else "")
 
         clear(site)
         code, codes, data = send(site, [JOHN], corpus(rej), sender="friend@remote.test")
