@@ -57,7 +57,7 @@ local function received_times(msg)
   if TIMES[msg] then return TIMES[msg] end
   local out = {}
   for _, v in ipairs(msg:headers("Received") or {}) do
-    local semi = v:match(".*;(.*)$")
+    local semi = v:match(";([^;]*)$")   -- after the last ";" (no backtracking from the end)
     local t = semi and parse_date(semi)
     if t then out[#out + 1] = t end
   end

@@ -41,52 +41,22 @@ local function text_host(text)
   return nil
 end
 
--- Per-message cache: several rules below look at the same text and the
--- same raw HTML; each is worked out once per message (weak keys: an entry
--- goes with its message).
-local CACHE = setmetatable({}, { __mode = "k" })
-local function cached(msg)
-  local c = CACHE[msg]
-  if not c then
-    c = {}
-    CACHE[msg] = c
-  end
-  return c
-end
-
--- Words (2+ letters) in the displayable text, and whether any is HTML.
+-- Words (runs of 2+ letters) in the displayable text, and whether any
+-- text part is HTML (counted in C, once per message: msg:text_stats()).
 local function text_stats(msg)
-  local c = cached(msg)
-  if c.words == nil then
-    local words, html = 0, false
-    for _, t in ipairs(msg:text()) do
-      words = words + select(2, (t.text or ""):gsub("%a%a+", ""))
-      html = html or t.html
-    end
-    c.words, c.html = words, html
-  end
-  return c.words, c.html
+  local st = msg:text_stats()
+  return st.words, st.html ~= nil
 end
 
 -- The raw body with quoted-printable undone (enough to look at HTML tags;
--- base64 parts stay opaque), as is and in lower case. Only when the message
--- has an HTML part at all: the other rules here have nothing to look at.
+-- base64 parts stay opaque), as is and in lower case: msg:body_qp(),
+-- decoded in C once per message. Only when the message has an HTML part at
+-- all: the other rules here have nothing to look at.
 local function raw_html(msg)
-  local c = cached(msg)
-  if c.raw == nil then
-    local b = ""
-    local _, html = text_stats(msg)
-    if html then
-      b = msg:body() or ""
-      if b:find("=3D", 1, true) or b:find("=\n", 1, true) then
-        b = b:gsub("=\r?\n", ""):gsub("=(%x%x)", function(h)
-          return string.char(tonumber(h, 16))
-        end)
-      end
-    end
-    c.raw, c.lower = b, b:lower()
-  end
-  return c.raw, c.lower
+  local _, html = text_stats(msg)
+  if not html then return "", "" end
+  local b = msg:body_qp()
+  return b.text, b.lower
 end
 
 local function raw_html_lower(msg)
@@ -106,8 +76,9 @@ rule{
     for _, u in ipairs(ctx.msg:urls()) do
       local s = lower(u.scheme)
       if u.href and u.text and u.host and u.host ~= "" and (s == "http" or s == "https") then
+        -- the link's domain only when the text names one (most say "click here")
         local th = text_host(u.text)
-        local hb = base_domain(u.host)
+        local hb = th and base_domain(u.host)
         if th and base_domain(th) ~= hb and hb ~= fdom then
           return true, base_domain(th) .. "->" .. hb
         end
@@ -163,9 +134,19 @@ rule{
   description = "HTML comments or empty tags inside words",
   check = function(ctx)
     local h = raw_html(ctx.msg)
-    local _, n = h:gsub("%a<!%-%-[^>]*%-%->%a", "")
-    local re = regex.new("/[a-z]<(\\w+)[^>]*><\\/\\1>[a-z]/i")
-    local m = re:count(h, 10)
+    -- Both patterns try every letter of the body: each only where its
+    -- literal part is there at all. The empty-tag regex then only if the
+    -- same pattern anchored on its "<" (first letter as a lookbehind: the
+    -- same match exists or not) finds one: the engine searches that by "<".
+    local n = 0
+    if h:find("<!--", 1, true) then
+      n = select(2, h:gsub("%a<!%-%-[^>]*%-%->%a", ""))
+    end
+    local m = 0
+    if h:find("></", 1, true)
+        and regex.new("/(?<=[a-z])<(\\w+)[^>]*><\\/\\1>[a-z]/i"):match(h) then
+      m = regex.new("/[a-z]<(\\w+)[^>]*><\\/\\1>[a-z]/i"):count(h, 10)
+    end
     return n + m >= 3, (n + m) .. " splits"
   end,
 }
@@ -220,7 +201,10 @@ rule{
   description = "HTML with very large fonts",
   check = function(ctx)
     local h = raw_html_lower(ctx.msg)
-    if h:find("<font[^>]-size%s*=%s*[\"']?%+?[5-7]") or h:find("<font[^>]-size%s*=%s*[\"']?%+[2-9]") then
+    -- h:find("<font[^>]-size%s*=%s*[\"']?%+?[5-7]") or the same with
+    -- "%+[2-9]", as one regex over bytes (r: as Lua patterns, \s is %s):
+    -- the Lua matcher retried "size" at every byte of every <font> tag.
+    if regex.new([[/<font[^>]*?size\s*=\s*["']?(?:\+?[5-7]|\+[2-9])/r]]):match(h) then
       return true, "font size"
     end
     for n, unit in h:gmatch("font%-size%s*:%s*(%d+)%s*(p[xt])") do
@@ -239,8 +223,9 @@ rule{
   description = "HTML with red text",
   check = function(ctx)
     local h = raw_html_lower(ctx.msg)
-    return h:find("color%s*[=:]%s*[\"']?#?ff0000") ~= nil
-      or h:find("color%s*=%s*[\"']?red[\"'%s>]") ~= nil
+    -- h:find("color%s*[=:]%s*[\"']?#?ff0000") or
+    -- h:find("color%s*=%s*[\"']?red[\"'%s>]"), as one regex over bytes
+    return regex.new([[/color\s*[=:]\s*["']?#?ff0000|color\s*=\s*["']?red["'\s>]/r]]):match(h)
   end,
 }
 

@@ -25,11 +25,7 @@ end
 
 -- Number of non-space characters in the displayable text.
 local function text_size(msg)
-  local n = 0
-  for _, t in ipairs(msg:text()) do
-    n = n + select(2, (t.text or ""):gsub("%S", ""))
-  end
-  return n
+  return msg:text_stats().nonspace
 end
 
 -- MIME_HTML_ONLY: HTML with no text/plain alternative. Legitimate mailers
@@ -56,11 +52,9 @@ rule{
   name = "MIME_ALT_EMPTY_TEXT", score = 2.0, group = "mime",
   description = "text/plain alternative is empty, the HTML is not",
   check = function(ctx)
-    local plain, html = nil, nil
-    for _, t in ipairs(ctx.msg:text()) do
-      local n = select(2, (t.text or ""):gsub("%w", ""))
-      if t.html then html = (html or 0) + n else plain = (plain or 0) + n end
-    end
+    local st = ctx.msg:text_stats()
+    local plain = st.plain and st.plain.letters + st.plain.digits
+    local html = st.html and st.html.letters + st.html.digits
     return plain ~= nil and html ~= nil and plain < 10 and html >= 60
   end,
 }

@@ -15,12 +15,16 @@ local PROVIDERS = { "yahoo.com", "hotmail.com", "aol.com", "msn.com", "gmail.com
                     "excite.com", "juno.com", "netscape.net", "earthlink.net",
                     "compuserve.com", "outlook.com", "live.com" }
 
+local PROVIDER = {}
+for _, p in ipairs(PROVIDERS) do PROVIDER[p] = true end
+
+-- The provider when host is one of PROVIDERS or a name under it. Every
+-- provider is two labels, so that is the host's last two labels (the
+-- host itself when it has only those) being a provider: one lookup
+-- instead of a string built per provider and header.
 local function provider_of(host)
-  host = lower(host)
-  for _, p in ipairs(PROVIDERS) do
-    if host == p or host:sub(-#p - 1) == "." .. p then return p end
-  end
-  return nil
+  local tail = lower(host):match("[^.]*%.[^.]*$")
+  return PROVIDER[tail] and tail or nil
 end
 
 -- RCVD_AMPM_DATE: "Aug, 22 2002 5:50:53 AM +0300": no MTA writes a 12-hour

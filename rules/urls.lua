@@ -20,17 +20,33 @@ local function authority(url)
   return url:match("^%a[%w+.%-]*://([^/?#]*)") or ""
 end
 
+-- The message's web links (is_web), in msg:urls() order, each as
+-- { u = the URL, auth = its authority }: worked out once per message for
+-- the rules below (weak keys: an entry goes with the message's URL list).
+local WEB = setmetatable({}, { __mode = "k" })
+local function web_urls(msg)
+  local all = msg:urls()
+  local w = WEB[all]
+  if not w then
+    w = {}
+    for _, u in ipairs(all) do
+      if is_web(u) then w[#w + 1] = { u = u, auth = authority(u.url or "") } end
+    end
+    WEB[all] = w
+  end
+  return w
+end
+
 -- URL_BARE_IP: a web link to a public IP address: a site without a name,
 -- usually a compromised machine or one that changes every day.
 rule{
   name = "URL_BARE_IP", score = 2.5, group = "urls",
   description = "Link to a bare IP address instead of a host name",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      if is_web(u) then
-        local a, b = (u.host or ""):match("^(%d+)%.(%d+)%.%d+%.%d+$")
-        if a and not private_ip(tonumber(a), tonumber(b)) then return true, u.host end
-      end
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      local u = w.u
+      local a, b = (u.host or ""):match("^(%d+)%.(%d+)%.%d+%.%d+$")
+      if a and not private_ip(tonumber(a), tonumber(b)) then return true, u.host end
     end
     return false
   end,
@@ -42,13 +58,11 @@ rule{
   name = "URL_NUMERIC_HOST", score = 3.0, group = "urls",
   description = "Link host is an IP written as a number, in hex or octal",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      if is_web(u) then
-        local h = lower(authority(u.url or "")):gsub("^.*@", ""):gsub(":%d*$", "")
-        if h:match("^%d+$") and #h >= 8 then return true, h end
-        if h:match("^0x%x+") or h:match("%.0x%x+") then return true, h end
-        if h:match("^0%d+%.") then return true, h end
-      end
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      local h = lower(w.auth):gsub("^.*@", ""):gsub(":%d*$", "")
+      if h:match("^%d+$") and #h >= 8 then return true, h end
+      if h:match("^0x%x+") or h:match("%.0x%x+") then return true, h end
+      if h:match("^0%d+%.") then return true, h end
     end
     return false
   end,
@@ -60,11 +74,9 @@ rule{
   name = "URL_USERINFO", score = 2.5, group = "urls",
   description = "Link with a user@ part before the host",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      if is_web(u) then
-        local auth = authority(u.url or "")
-        if auth:find("@", 1, true) then return true, auth:sub(1, 60) end
-      end
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      local auth = w.auth
+      if auth:find("@", 1, true) then return true, auth:sub(1, 60) end
     end
     return false
   end,
@@ -76,11 +88,9 @@ rule{
   name = "URL_ENCODED_HOST", score = 2.0, group = "urls",
   description = "Link host name written with %-escapes",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      if is_web(u) then
-        local host = authority(u.url or ""):gsub("^.*@", "")
-        if host:find("%%%x%x") then return true, host:sub(1, 60) end
-      end
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      local host = w.auth:gsub("^.*@", "")
+      if host:find("%%%x%x") then return true, host:sub(1, 60) end
     end
     return false
   end,
@@ -92,9 +102,9 @@ rule{
   name = "URL_ODD_PORT", score = 1.0, group = "urls",
   description = "Link on an unusual port",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      if is_web(u) and u.href then
-        local port = tonumber(authority(u.url or ""):match(":(%d+)$"))
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      if w.u.href then
+        local port = tonumber(w.auth:match(":(%d+)$"))
         if port and port ~= 80 and port ~= 443 and port ~= 8080 then
           return true, tostring(port)
         end
@@ -113,9 +123,9 @@ rule{
   name = "URL_DOMAIN_IN_SUBDOMAIN", score = 2.0, group = "urls",
   description = "Link host has another domain name as its subdomain",
   check = function(ctx)
-    for _, u in ipairs(ctx.msg:urls()) do
-      local h = u.host or ""
-      if is_web(u) and h:find("%.%a+%.") then
+    for _, w in ipairs(web_urls(ctx.msg)) do
+      local h = w.u.host or ""
+      if h:find("%.%a+%.") then
         local labels = {}
         for l in h:gmatch("[^.]+") do labels[#labels + 1] = l end
         -- a generic TLD label that is neither of the last two labels

@@ -7,6 +7,7 @@
  * later access raises a clean error instead of reading freed memory
  * (style rule 17). */
 #include "script_int.h"
+#include "script_msg_stats.h"
 #include "core/arena.h"
 #include "core/util.h"
 #include "mime/mime.h"
@@ -368,6 +369,59 @@ static int script_msg_body(lua_State *L)
 	return 1;
 }
 
+/* msg:text_stats() -> the counts of msg_text_stats over every displayable
+ * text part, with .plain and .html the same over the non-HTML and the HTML
+ * parts (nil when there is no such part). Several rules counted letters,
+ * capitals, words and "!" with a gsub each over every text. */
+static int script_msg_text_stats(lua_State *L)
+{
+	struct script_msg *m = script_msg_check(L, 1);
+	script_msg_texts(m);
+	struct msg_text_stats all = { 0 }, kind[2] = { { 0 }, { 0 } };
+	bool seen[2] = { false, false };
+	for (unsigned i = 0; i < m->m.nparts; i++) {
+		const struct mime_text *t = &m->texts[i];
+		if (t->text.p == NULL)
+			continue;
+		struct msg_text_stats one = { 0 };
+		msg_text_stats_add(&one, t->text.p, t->text.len);
+		int h = t->html ? 1 : 0;
+		seen[h] = true;
+		msg_text_stats_sum(&kind[h], &one);
+		msg_text_stats_sum(&all, &one);
+	}
+	msg_text_stats_push(L, &all);
+	for (int h = 0; h < 2; h++) {
+		if (!seen[h])
+			continue;
+		msg_text_stats_push(L, &kind[h]);
+		lua_setfield(L, -2, h ? "html" : "plain");
+	}
+	return 1;
+}
+
+/* msg:body_qp() -> { text = the raw body with quoted-printable undone
+ * (msg_qp_undo), lower = the same in ASCII lower case }. The HTML rules
+ * look for tags in it; decoding in Lua took a callback per "=XX". */
+static int script_msg_body_qp(lua_State *L)
+{
+	struct script_msg *m = script_msg_check(L, 1);
+	const struct mime_message *mm = script_msg_tree(m);
+	size_t off = mm->root->body_offset <= m->len ? mm->root->body_offset : m->len;
+	size_t n = m->len - off;
+	char *b = xmalloc(n + 1);
+	memcpy(b, m->data + off, n);
+	n = msg_qp_undo(b, n);
+	lua_createtable(L, 0, 2);
+	lua_pushlstring(L, b, n);
+	lua_setfield(L, -2, "text");
+	msg_ascii_lower(b, n);
+	lua_pushlstring(L, b, n);
+	lua_setfield(L, -2, "lower");
+	free(b);
+	return 1;
+}
+
 /* Fields computed on first read (then cached in the environment). */
 static int script_msg_field(lua_State *L, struct script_msg *m, const char *k)
 {
@@ -540,6 +594,7 @@ void script_msg_open(lua_State *L)
 		{ "parts", script_msg_parts, 0 },
 		{ "text", script_msg_text, 0 }, { "urls", script_msg_urls, 0 },
 		{ "flags", script_msg_flags, 0 }, { "body", script_msg_body, 0 },
+		{ "text_stats", script_msg_text_stats, 0 }, { "body_qp", script_msg_body_qp, 0 },
 	};
 	luaL_newmetatable(L, SCRIPT_MSG_MT);
 	lua_newtable(L);

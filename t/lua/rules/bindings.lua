@@ -140,6 +140,44 @@ case("T_BROKEN_FLAGS", "broken", function(_, m)
   eq(m.date, nil, "no Date")
 end)
 
+case("T_FULL_TEXT_STATS", "full", function(_, m)
+  -- The counts are those of Lua patterns over m:text() (ASCII classes: the
+  -- bytes of "ü" and "ß" are no letters, so "Grüße" holds one word, "Gr").
+  local function count(s, pat) return select(2, s:gsub(pat, "")) end
+  local function want(kind)
+    local w = { letters = 0, upper = 0, lower = 0, digits = 0, words = 0, nonspace = 0,
+                exclaim = 0, exclaim_runs = 0 }
+    local pats = { letters = "%a", upper = "%u", lower = "%l", digits = "%d", words = "%a%a+",
+                   nonspace = "%S", exclaim = "!", exclaim_runs = "!!+" }
+    for _, t in ipairs(m:text()) do
+      if kind == "all" or t.html == (kind == "html") then
+        for k, pat in pairs(pats) do w[k] = w[k] + count(t.text, pat) end
+      end
+    end
+    return w
+  end
+  local st = m:text_stats()
+  for name, got in pairs { all = st, plain = st.plain, html = st.html } do
+    local w = want(name)
+    for k, v in pairs(w) do eq(got[k], v, "text_stats " .. name .. "." .. k) end
+  end
+  eq(st.plain.exclaim, 3, "plain: three '!'")
+  eq(st.plain.exclaim_runs, 1, "plain: one run of '!!'")
+  eq(st.html.exclaim_runs, 0, "html: no run")
+  eq(st.letters, st.upper + st.lower, "letters = upper + lower")
+  eq(m:text_stats(), st, "the same table for every rule")
+end)
+
+case("T_FULL_BODY_QP", "full", function(_, m)
+  local b = m:body_qp()
+  truthy(b.text:find("soft line break; 2+2=4.", 1, true), "soft line break and =3D undone")
+  truthy(b.text:find("Gr\252\223e!", 1, true), "=XX to the byte (no charset conversion)")
+  truthy(b.text:find("JVBERi0xLjQK", 1, true), "base64 left as it is")
+  truthy(b.text:find("^This is a multi%-part"), "the body after the header block")
+  eq(b.lower, b.text:lower(), "lower: the same in lower case")
+  eq(m:body_qp(), b, "the same table for every rule")
+end)
+
 -- ---- envelope and connection (from `rules test --from --rcpt --ip --helo`) ---
 
 case("T_FULL_ENVELOPE", "full", function(ctx)
