@@ -103,6 +103,22 @@ static const struct conf_field pop3_fields[] = {
 	{ .name = NULL },
 };
 
+static const struct conf_field imap_fields[] = {
+	/* RFC 7162 4 recommends accepting command lines of 8192 octets. */
+	{ .name = "line_max", .type = CT_INT, .offset = F(conf_imap, line_max),
+	  .min = 1024, .max = 1048576, .def_int = 65536 },
+	{ .name = "literal_max", .type = CT_INT, .offset = F(conf_imap, literal_max),
+	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 64 * 1024 * 1024 },
+	{ .name = "command_max", .type = CT_INT, .offset = F(conf_imap, command_max),
+	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 80 * 1024 * 1024 },
+	{ .name = "errors_max", .type = CT_INT, .offset = F(conf_imap, errors_max),
+	  .min = 1, .max = 1000, .def_int = 20 },
+	/* RFC 3501 5.4 asks for at least 30 minutes; shorter only for tests. */
+	{ .name = "idle_timeout", .type = CT_INT, .offset = F(conf_imap, idle_timeout),
+	  .min = 1, .max = 86400, .def_int = 1800 },
+	{ .name = NULL },
+};
+
 static const char *const dir_backend_names[] = { "none", "file", "mariadb", NULL };
 
 static const struct conf_field mariadb_fields[] = {
@@ -200,6 +216,7 @@ static const struct conf_field conf_fields[] = {
 	{ .name = "tls", .type = CT_TABLE, .offset = F(conf, tls), .sub = tls_fields },
 	{ .name = "smtp", .type = CT_TABLE, .offset = F(conf, smtp), .sub = smtp_fields },
 	{ .name = "pop3", .type = CT_TABLE, .offset = F(conf, pop3), .sub = pop3_fields },
+	{ .name = "imap", .type = CT_TABLE, .offset = F(conf, imap), .sub = imap_fields },
 	{ .name = "directory", .type = CT_TABLE, .offset = F(conf, directory), .sub = directory_fields },
 	{ .name = "lua", .type = CT_TABLE, .offset = F(conf, lua), .sub = lua_fields },
 	{ .name = "listen", .type = CT_LIST, .offset = F(conf, listen), .sub = listener_fields,

@@ -65,6 +65,15 @@ struct conf_pop3 {
 	bool apop;              /* APOP command (needs {PLAIN} passwords) */
 };
 
+/* IMAP (RFC 3501; src/imap/imap.h). */
+struct conf_imap {
+	int64_t line_max;       /* one command line (between literals) incl. CRLF */
+	int64_t literal_max;    /* bytes of one literal */
+	int64_t command_max;    /* bytes of a whole command incl. literals */
+	int64_t errors_max;     /* bad commands, then BYE and close */
+	int64_t idle_timeout;   /* seconds; RFC 3501 5.4: at least 1800 */
+};
+
 struct conf_log {
 	int level;              /* enum log_level */
 	bool syslog;
@@ -131,6 +140,7 @@ struct conf {
 	struct conf_tls tls;
 	struct conf_smtp smtp;
 	struct conf_pop3 pop3;
+	struct conf_imap imap;
 	struct conf_directory directory;
 	struct conf_lua lua;
 	struct conf_listener *listen;

@@ -9,7 +9,7 @@
 bool daemon_proto_served(int protocol)
 {
 	return protocol == PROTO_SMTP || protocol == PROTO_SUBMISSION || protocol == PROTO_LMTP ||
-	       protocol == PROTO_POP3;
+	       protocol == PROTO_POP3 || protocol == PROTO_IMAP;
 }
 
 static bool bind_take_old(struct conf_listener *l, struct conf *old)

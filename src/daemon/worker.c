@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "smtp/smtp.h"
 #include "pop3/pop3.h"
+#include "imap/imap.h"
 #include "store/store.h"
 #include "lua/script.h"
 
@@ -34,6 +35,7 @@ struct worker_listener {
 	const struct conf_listener *cl;
 	struct smtp_server smtp;
 	struct pop3_server pop3;
+	struct imap_server imap;
 };
 
 struct worker {
@@ -109,12 +111,16 @@ static void worker_accept_cb(struct ev_loop *loop, ev_io *w, int revents MP_UNUS
 				   c->peer_ip);
 			if (wl->cl->protocol == PROTO_POP3)
 				pop3_session_refuse(c, &wl->pop3);
+			else if (wl->cl->protocol == PROTO_IMAP)
+				imap_session_refuse(c, &wl->imap);
 			else
 				smtp_session_refuse(c, &wl->smtp);
 			continue;
 		}
 		if (wl->cl->protocol == PROTO_POP3)
 			pop3_session_start(c, &wl->pop3);
+		else if (wl->cl->protocol == PROTO_IMAP)
+			imap_session_start(c, &wl->imap);
 		else
 			smtp_session_start(c, &wl->smtp);
 	}
@@ -178,6 +184,30 @@ static void worker_setup_pop3(struct worker_listener *wl, const struct conf_list
 	};
 }
 
+static void worker_setup_imap(struct worker_listener *wl, const struct conf_listener *cl,
+			      const struct conf *c)
+{
+	wl->imap = (struct imap_server){
+		.hostname = c->hostname,
+		.starttls = cl->tls == TLSMODE_STARTTLS,
+		.implicit_tls = cl->tls == TLSMODE_IMPLICIT,
+		.plaintext_auth = cl->plaintext_auth,
+		.ssl_ctx = c->ssl_ctx,
+		.limits = {
+			.line_max = (size_t)c->imap.line_max,
+			.literal_max = (uint64_t)c->imap.literal_max,
+			.cmd_max = (size_t)c->imap.command_max,
+			.errors_max = (int)c->imap.errors_max,
+			.idle_timeout = (double)c->imap.idle_timeout,
+		},
+		.dir = worker.dir,
+		.pool = worker.pool,
+		.io_pool = worker.io_pool,
+		.penalty_max = c->directory.penalty_max,
+		.scripts = worker.scripts,
+	};
+}
+
 static void worker_setup_listener(struct worker_listener *wl,
 				  const struct conf_listener *cl, const struct conf *c)
 {
@@ -210,6 +240,8 @@ static void worker_setup_listener(struct worker_listener *wl,
 	};
 	if (cl->protocol == PROTO_POP3)
 		worker_setup_pop3(wl, cl, c);
+	if (cl->protocol == PROTO_IMAP)
+		worker_setup_imap(wl, cl, c);
 	ev_io_init(&wl->io, worker_accept_cb, cl->fd, EV_READ);
 	ev_io_start(worker.loop, &wl->io);
 }

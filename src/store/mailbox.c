@@ -508,6 +508,11 @@ static int mailbox_mkdirs(const char *root)
 	return 0;
 }
 
+int mailbox_create(const char *root)
+{
+	return mailbox_mkdirs(root);
+}
+
 /* Sizes for files whose name and record do not carry one (read once). */
 static int mailbox_sizes(const char *root, struct mailbox_scan *s)
 {
@@ -537,6 +542,8 @@ static int mailbox_sync(struct mailbox *mb, unsigned flags)
 	int rc = mailbox_sizes(mb->root, &s);
 	if (rc == 0 && (unknown > 0 || !exists))
 		rc = mailbox_assign(mb->root, &s, &mb->hdr);
+	for (size_t i = 0; i < s.count; i++)
+		s.v[i].recent = strncmp(s.v[i].file, "new/", 4) == 0;
 	if (rc == 0 && (flags & MAILBOX_MOVE_NEW))
 		for (size_t i = 0; i < s.count; i++)
 			mailbox_move_new(mb->root, &s.v[i]);
@@ -669,6 +676,46 @@ int mailbox_file_flag(const char *root, const char *base, char **file_io, char f
 			return -1;
 		int have = mailbox_flagged_name(*file_io, base, flag, to_rel, sizeof(to_rel));
 		if (have == 1)
+			return 0;
+		snprintf(from, sizeof(from), "%s/%s", root, *file_io);
+		snprintf(to, sizeof(to), "%s/%s", root, to_rel);
+		if (rename(from, to) == 0) {
+			free(*file_io);
+			*file_io = xstrdup(to_rel);
+			return 0;
+		}
+		if (errno != ENOENT || mailbox_locate(root, base, file_io) < 0)
+			return -1;
+	}
+	return -1;
+}
+
+/* The name with flags (old + add - remove), kept in ASCII order; 1 when
+ * that is the current name already. */
+static int mailbox_flags_name(const char *file, const char *base, const char *add,
+			      const char *remove, char *out, size_t size)
+{
+	const char *old = mailbox_flags_of(strchr(file, '/') + 1);
+	char flags[64];
+	size_t n = 0;
+	for (int ch = 0x21; ch < 0x7f && n + 1 < sizeof(flags); ch++)
+		if ((strchr(old, ch) || strchr(add, ch)) && !strchr(remove, ch))
+			flags[n++] = (char)ch;
+	flags[n] = '\0';
+	if (strcmp(flags, old) == 0 && strncmp(file, "cur/", 4) == 0)
+		return 1;
+	snprintf(out, size, "cur/%s:2,%s", base, flags);
+	return 0;
+}
+
+int mailbox_file_flags(const char *root, const char *base, char **file_io, const char *add,
+		       const char *remove)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		char to_rel[4096], from[4096], to[4096];
+		if (strchr(*file_io, '/') == NULL)
+			return -1;
+		if (mailbox_flags_name(*file_io, base, add, remove, to_rel, sizeof(to_rel)) == 1)
 			return 0;
 		snprintf(from, sizeof(from), "%s/%s", root, *file_io);
 		snprintf(to, sizeof(to), "%s/%s", root, to_rel);

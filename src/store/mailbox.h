@@ -94,6 +94,7 @@ struct mailbox_msg {
 	char *uidl;             /* P<uidl> from the uidlist, or NULL */
 	uint64_t vsize;         /* octets with CRLF line ends (RFC 1939 sizes) */
 	bool seen;              /* 'S' in the flags */
+	bool recent;            /* was in new/ when the mailbox was opened (IMAP \Recent) */
 };
 
 struct mailbox {
@@ -119,6 +120,9 @@ enum mailbox_open_flags {
  * a message in err. */
 int mailbox_open(const char *root, unsigned flags, struct mailbox **mb_r,
 		 char *err, size_t err_size);
+/* Creates the folder (and missing parents) with cur/ new/ tmp/; 0 or -1
+ * (errno). Existing parts are kept. */
+int mailbox_create(const char *root);
 /* Releases the locks and the memory; NULL-safe, sets *mbp = NULL. */
 void mailbox_free(struct mailbox **mbp);
 
@@ -130,6 +134,11 @@ int mailbox_file_open(const char *root, const char *base, char **file_io);
 /* Adds flag (e.g. 'S' for \Seen) to the file name (Maildir "info" kept
  * in ASCII order, as Dovecot does), moving it to cur/. 0 or -1. */
 int mailbox_file_flag(const char *root, const char *base, char **file_io, char flag);
+/* Sets the Maildir info flags to (current + add - remove), e.g. add "S",
+ * remove "T" (IMAP STORE); the file moves to cur/. 0, or -1 (errno;
+ * ENOENT = the message is gone). */
+int mailbox_file_flags(const char *root, const char *base, char **file_io, const char *add,
+		       const char *remove);
 /* Removes the message. 0 (also when it was gone already) or -1. */
 int mailbox_file_unlink(const char *root, const char *base, char **file_io);
 

@@ -1,0 +1,417 @@
+/* imap_folder.c - Maildir++ folders and the subscriptions file for IMAP
+ * (see imap_folder.h). Blocking: runs on the I/O pool. */
+#include "imap_folder.h"
+#include "imap_int.h"
+#include "core/util.h"
+#include "store/mailbox.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* RFC 6154 names created for a new user, as the ISPmail guide's Dovecot
+ * configuration (auto = subscribe) does. */
+static const struct {
+	const char *name, *attr;
+} imap_specials[] = {
+	{ "Drafts", "\\Drafts" }, { "Sent", "\\Sent" }, { "Junk", "\\Junk" },
+	{ "Trash", "\\Trash" }, { "Archive", "\\Archive" },
+};
+
+bool imap_folder_is_inbox(struct str name)
+{
+	return str_case_eq(name, "INBOX");
+}
+
+const char *imap_folder_special_use(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(imap_specials); i++)
+		if (strcmp(name, imap_specials[i].name) == 0)
+			return imap_specials[i].attr;
+	return NULL;
+}
+
+/* RFC 3501 5.1.3: "&" starts modified BASE64 (RFC 2152's alphabet with
+ * "," for "/") ended by "-"; "&-" is "&". Printable ASCII other than "&"
+ * stands for itself. 0 or -1. */
+static int imap_folder_mutf7_check(struct str name)
+{
+	for (size_t i = 0; i < name.len; i++) {
+		if (name.p[i] != '&')
+			continue;
+		size_t k = i + 1;
+		while (k < name.len && (isalnum((unsigned char)name.p[k]) || name.p[k] == '+' ||
+					name.p[k] == ','))
+			k++;
+		if (k == name.len || name.p[k] != '-')
+			return -1;
+		/* whole UTF-16 units: 3 units are 8 characters, 1 unit 3 and
+		 * 2 units 6 (RFC 2152 padding bits) */
+		size_t n = k - i - 1;
+		if (n % 8 != 0 && n % 8 != 3 && n % 8 != 6)
+			return -1;
+		i = k;
+	}
+	return 0;
+}
+
+int imap_folder_name_check(struct str name, const char **why_r)
+{
+	*why_r = "Invalid mailbox name";
+	if (name.len == 0 || name.len > IMAP_MAILBOX_NAME_MAX)
+		return -1;
+	if (imap_folder_is_inbox(name))
+		return 0;
+	if (name.p[0] == '.' || name.p[name.len - 1] == '.' || name.p[0] == '~')
+		return -1;
+	for (size_t i = 0; i < name.len; i++) {
+		unsigned char ch = (unsigned char)name.p[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '/' || ch == '*' || ch == '%')
+			return -1;
+		if (ch == '.' && name.p[i + 1] == '.')
+			return -1;      /* an empty hierarchy level */
+	}
+	return imap_folder_mutf7_check(name);
+}
+
+char *imap_folder_path(const char *root, struct str name)
+{
+	struct buf b = { 0 };
+	if (imap_folder_is_inbox(name))
+		buf_append_str(&b, root);
+	else
+		buf_printf(&b, "%s/.%.*s", root, STR_FMT(name));
+	char *p = xstrdup(buf_ptr(&b));
+	buf_free(&b);
+	return p;
+}
+
+/* Like Dovecot's "auto = subscribe" mailboxes: a missing one is created
+ * and subscribed at login. */
+static int imap_folder_create_special(const char *root)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(imap_specials); i++) {
+		struct stat st;
+		char *path = imap_folder_path(root, str_from_cstr(imap_specials[i].name));
+		int rc = stat(path, &st) == 0 ? 1 : mailbox_create(path);
+		free(path);
+		if (rc < 0 || (rc == 0 && imap_folder_subs_change(root, imap_specials[i].name, true) < 0))
+			return -1;
+	}
+	return 0;
+}
+
+int imap_folder_prepare(const char *root, char *err, size_t err_size)
+{
+	if (mailbox_create(root) < 0 || imap_folder_create_special(root) < 0) {
+		snprintf(err, err_size, "cannot create the Maildir %s: %s", root, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int imap_folder_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void imap_folder_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static void imap_folder_push(char ***v, size_t *n, size_t *cap, const char *name)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	(*v)[(*n)++] = xstrdup(name);
+}
+
+int imap_folder_names(const char *root, char ***names_r, size_t *n_r)
+{
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir(root);
+	if (d == NULL)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.' || e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+			continue;
+		struct stat st;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", root, e->d_name);
+		if (e->d_type == DT_UNKNOWN && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+			continue;
+		if (imap_folder_name_check(str_from_cstr(e->d_name + 1), &(const char *){ NULL }) < 0)
+			continue;
+		imap_folder_push(&v, &n, &cap, e->d_name + 1);
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), imap_folder_cmp);
+	*names_r = v;
+	*n_r = n;
+	return 0;
+}
+
+int imap_folder_subs_read(const char *root, char ***names_r, size_t *n_r)
+{
+	char path[4096];
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	snprintf(path, sizeof(path), "%s/" IMAP_SUBSCRIPTIONS, root);
+	*names_r = NULL;
+	*n_r = 0;
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	char line[1024];
+	bool v2 = false;
+	for (unsigned ln = 0; fgets(line, sizeof(line), f) != NULL; ln++) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (ln == 0 && strncmp(line, "V\t", 2) == 0) {
+			v2 = true;      /* Dovecot 2.3's form: levels separated by TAB */
+			continue;
+		}
+		if (line[0] == '\0')
+			continue;
+		if (v2)
+			for (char *t = line; (t = strchr(t, '\t')) != NULL;)
+				*t = '.';
+		imap_folder_push(&v, &n, &cap, line);
+	}
+	fclose(f);
+	*names_r = v;
+	*n_r = n;
+	return 0;
+}
+
+static int imap_folder_subs_write(const char *root, char **names, size_t n)
+{
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof(path), "%s/" IMAP_SUBSCRIPTIONS, root);
+	static unsigned seq;
+	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", path, (int)getpid(),
+		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s\n", names[i]);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -1 : 0;
+	if (rc == 0 && write(fd, buf_ptr(&b), b.len) != (ssize_t)b.len)
+		rc = -1;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -1;
+	if (fd >= 0 && close(fd) != 0)
+		rc = -1;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -1;
+	if (rc != 0 && fd >= 0)
+		unlink(tmp);
+	buf_free(&b);
+	return rc;
+}
+
+int imap_folder_subs_change(const char *root, const char *name, bool subscribe)
+{
+	char **v;
+	size_t n, cap;
+	/* read-modify-write under a lock: sessions (any process) must not
+	 * lose each other's changes */
+	char lpath[4200];
+	snprintf(lpath, sizeof(lpath), "%s/" IMAP_SUBSCRIPTIONS_LOCK, root);
+	int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock < 0 || flock(lock, LOCK_EX) != 0) {
+		if (lock >= 0)
+			close(lock);
+		return -1;
+	}
+	if (imap_folder_subs_read(root, &v, &n) < 0) {
+		close(lock);
+		return -1;
+	}
+	cap = n;
+	size_t found = n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			found = i;
+	int rc = 0;
+	if (subscribe && found == n) {
+		imap_folder_push(&v, &n, &cap, name);
+		rc = imap_folder_subs_write(root, v, n);
+	} else if (!subscribe && found < n) {
+		free(v[found]);
+		memmove(&v[found], &v[found + 1], (n - found - 1) * sizeof(*v));
+		n--;
+		rc = imap_folder_subs_write(root, v, n);
+	}
+	imap_folder_names_free(v, n);
+	close(lock);
+	return rc;
+}
+
+/* Dynamic programming over (pattern position, name position), one row at
+ * a time: linear memory and O(|pattern| * |name|) time whatever the
+ * wildcards (a backtracking matcher is exponential on "*a*a*a...b"). */
+bool imap_folder_match(const char *pattern, const char *name, char sep)
+{
+	size_t plen = strlen(pattern), nlen = strlen(name);
+	bool *next = xcalloc(nlen + 1, sizeof(bool)), *cur = xcalloc(nlen + 1, sizeof(bool));
+	next[nlen] = true;              /* the empty pattern matches only the end */
+	for (size_t i = plen; i-- > 0;) {
+		char pc = pattern[i];
+		for (size_t j = nlen + 1; j-- > 0;) {
+			if (pc == '*')
+				cur[j] = next[j] || (j < nlen && cur[j + 1]);
+			else if (pc == '%')
+				cur[j] = next[j] || (j < nlen && name[j] != sep && cur[j + 1]);
+			else
+				cur[j] = j < nlen && name[j] == pc && next[j + 1];
+		}
+		bool *t = next;
+		next = cur;
+		cur = t;
+	}
+	bool m = next[0];
+	free(next);
+	free(cur);
+	return m;
+}
+
+/* --- new messages: APPEND, COPY --- */
+
+void imap_folder_newbase(char *out, size_t size)
+{
+	static unsigned seq;
+	struct timeval tv;
+	char host[256];
+	gettimeofday(&tv, NULL);
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (char *h = host; *h; h++)
+		if (*h == '/' || *h == ':')
+			*h = '_';       /* Maildir: no "/" or ":" in names */
+	snprintf(out, size, "%ld.M%ldP%dQ%u.%s", (long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), host);
+}
+
+static int imap_folder_fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int imap_folder_append(const char *folder, const char *data, size_t len, const char *flags,
+		       time_t mtime, char *base_r, size_t base_size)
+{
+	struct buf b = { 0 };
+	size_t vsize = 0;
+	/* stored with LF line ends, as deliveries are; W= is the CRLF size */
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+			continue;
+		buf_append(&b, &data[i], 1);
+		vsize += data[i] == '\n' ? 2 : 1;
+	}
+	char base[512], tmp[4600], dst[4700];
+	imap_folder_newbase(base, sizeof(base));
+	snprintf(base_r, base_size, "%s,S=%zu,W=%zu", base, b.len, vsize);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", folder, base_r);
+	snprintf(dst, sizeof(dst), "%s/cur/%s:2,%s", folder, base_r, flags);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = fd < 0 ? -1 : 0;
+	if (rc == 0 && b.len > 0 && write(fd, buf_ptr(&b), b.len) != (ssize_t)b.len)
+		rc = -1;
+	if (rc == 0 && mtime > 0) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+		futimens(fd, ts);
+	}
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -1;
+	if (fd >= 0 && close(fd) != 0)
+		rc = -1;
+	if (rc == 0 && rename(tmp, dst) != 0)
+		rc = -1;
+	if (rc != 0 && fd >= 0)
+		unlink(tmp);
+	char cur[4600];
+	snprintf(cur, sizeof(cur), "%s/cur", folder);
+	if (rc == 0 && imap_folder_fsync_dir(cur) != 0)
+		rc = -1;
+	buf_free(&b);
+	return rc;
+}
+
+int imap_folder_link(const char *src_folder, const char *src_file, const char *dst_folder,
+		     const char *flags, char *base_r, size_t base_size)
+{
+	const char *name = strrchr(src_file, '/');
+	name = name ? name + 1 : src_file;
+	const char *info = strstr(name, ":2,");
+	/* keep the size fields of the old name (",S=...,W=..."), new unique part */
+	const char *sizes = strstr(name, ",S=");
+	size_t slen = sizes ? (size_t)((info ? info : name + strlen(name)) - sizes) : 0;
+	char base[512], from[4600], to[4800];
+	imap_folder_newbase(base, sizeof(base));
+	snprintf(base_r, base_size, "%s%.*s", base, (int)slen, sizes ? sizes : "");
+	snprintf(from, sizeof(from), "%s/%s", src_folder, src_file);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,%s", dst_folder, base_r, flags);
+	if (link(from, to) == 0)
+		return 0;
+	if (errno != EXDEV && errno != EPERM)
+		return -1;
+	/* no hard links here: copy the bytes */
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	struct buf b = { 0 };
+	char chunk[65536];
+	ssize_t r;
+	while ((r = read(in, chunk, sizeof(chunk))) > 0)
+		buf_append(&b, chunk, (size_t)r);
+	close(in);
+	char tmp[4700];
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dst_folder, base_r);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = fd < 0 || r < 0 ? -1 : 0;
+	if (rc == 0 && write(fd, buf_ptr(&b), b.len) != (ssize_t)b.len)
+		rc = -1;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -1;
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0 && rename(tmp, to) != 0)
+		rc = -1;
+	if (rc != 0 && fd >= 0)
+		unlink(tmp);
+	buf_free(&b);
+	return rc;
+}
+
+int imap_folder_sync_dir(const char *folder)
+{
+	char cur[4600];
+	snprintf(cur, sizeof(cur), "%s/cur", folder);
+	return imap_folder_fsync_dir(cur);
+}

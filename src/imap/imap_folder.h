@@ -1,0 +1,73 @@
+/* imap_folder.h - IMAP mailbox names on a Maildir++ tree (Dovecot's
+ * "maildir++" layout), internal to src/imap.
+ *
+ * INBOX is the Maildir root; any other mailbox "A.B" is the directory
+ * ROOT/.A.B (the hierarchy separator is "."). Names are stored as the
+ * client sends them: modified UTF-7 (RFC 3501 5.1.3), as Dovecot stores
+ * them, so no conversion is needed to share a Maildir. The subscription
+ * list is the "subscriptions" file in the root, one name per line (Dovecot
+ * reads this version-1 form; its version-2 form "V\t2" is read too).
+ *
+ * Everything touching the disk BLOCKS: call it on the I/O pool. */
+#ifndef MP_IMAP_FOLDER_H
+#define MP_IMAP_FOLDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "core/buf.h"
+
+#define IMAP_SUBSCRIPTIONS "subscriptions"
+#define IMAP_SUBSCRIPTIONS_LOCK "moonpost-subscriptions.lock"
+
+/* A mailbox name a client may create or use: 0, or -1 with a reason
+ * (empty parts, "/", a leading "~" or ".", control bytes, too long,
+ * invalid modified UTF-7 framing). INBOX in any case is valid. */
+int imap_folder_name_check(struct str name, const char **why_r);
+/* Whether name is INBOX (case-insensitive, RFC 3501 5.1). */
+bool imap_folder_is_inbox(struct str name);
+/* The directory of a mailbox: root for INBOX, root/.NAME otherwise.
+ * Returns a malloc'd path. */
+char *imap_folder_path(const char *root, struct str name);
+/* The RFC 6154 attribute of a top-level folder name ("\\Sent", ...) or NULL. */
+const char *imap_folder_special_use(const char *name);
+
+/* Creates root if needed and the SPECIAL-USE folders (Drafts, Sent, Junk,
+ * Trash, Archive) that are missing, subscribed (Dovecot's auto=subscribe,
+ * as in the ISPmail guide). 0 or -1 with err. */
+int imap_folder_prepare(const char *root, char *err, size_t err_size);
+
+/* The folders under root (names without the leading "."), sorted, not
+ * including INBOX. *names_r is malloc'd (and each name): free with
+ * imap_folder_names_free. 0 or -1. */
+int imap_folder_names(const char *root, char ***names_r, size_t *n_r);
+void imap_folder_names_free(char **names, size_t n);
+
+/* Reads the subscriptions (missing file = none). 0 or -1. */
+int imap_folder_subs_read(const char *root, char ***names_r, size_t *n_r);
+/* Adds (subscribe) or removes a name, rewriting the file durably
+ * (tmp, fsync, rename). 0 or -1. */
+int imap_folder_subs_change(const char *root, const char *name, bool subscribe);
+
+/* Whether pattern (with "*" and "%", RFC 3501 6.3.8) matches name; "%"
+ * does not match the separator sep. */
+bool imap_folder_match(const char *pattern, const char *name, char sep);
+
+/* A new unique Maildir base name (time.MusecPpidQn.host). */
+void imap_folder_newbase(char *out, size_t size);
+/* Durable APPEND (the design's promise): data (CRLF or LF) is written to
+ * folder/tmp with LF line ends, fsync'd, renamed to folder/cur/BASE:2,FLAGS
+ * and the directory fsync'd; mtime (if > 0) is the internal date. The base
+ * name (with S= and W=) goes to base_r. 0 or -1 (errno). */
+int imap_folder_append(const char *folder, const char *data, size_t len, const char *flags,
+		       time_t mtime, char *base_r, size_t base_size);
+/* COPY one message: a hard link (or a copy where links fail) of
+ * src_folder/src_file into dst_folder/cur with a new base name and the
+ * info flags given (keyword letters differ between folders). The
+ * directory is not fsync'd: imap_folder_sync_dir once after all. 0 or -1. */
+int imap_folder_link(const char *src_folder, const char *src_file, const char *dst_folder,
+		     const char *flags, char *base_r, size_t base_size);
+int imap_folder_sync_dir(const char *folder);
+
+#endif

@@ -1,0 +1,156 @@
+/* imap_int.h - internal to src/imap: the session, shared by the command
+ * families (one file each, as Dovecot's cmd-*.c):
+ *   imap_session.c  input, the command table, replies, limits;
+ *                   CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, ENABLE, NAMESPACE
+ *   imap_auth.c     LOGIN, AUTHENTICATE (the login on the pools)
+ *   imap_mbox.c     LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE,
+ *                   UNSUBSCRIBE, STATUS, SELECT, EXAMINE, CLOSE, UNSELECT,
+ *                   CHECK (folder work on the I/O pool)
+ *   imap_folder.c   Maildir++ folder names and the subscriptions file
+ *                   (blocking helpers for the pool jobs)
+ *   imap_fetch.c    FETCH, UID (message data from the I/O pool, in batches)
+ *   imap_store.c    STORE, EXPUNGE (flags are renames of the Maildir files)
+ *   imap_copy.c     APPEND, COPY, MOVE with UIDPLUS responses
+ *   imap_search.c   SEARCH (keys parsed on the loop, matched on the pool)
+ *   imap_sync.c     NOOP/CHECK/IDLE: the snapshot vs the disk (EXPUNGE,
+ *                   FETCH FLAGS, EXISTS); imap_notify.c the shared inotify
+ *   imap_keywords.c keywords in dovecot-keywords (Dovecot's letters a-z)
+ *
+ * Handlers get the parsed arguments (valid only during the call); a handler
+ * that goes asynchronous copies what it needs, pauses the connection and
+ * answers from its completion with the tag kept in the session. */
+#ifndef MP_IMAP_INT_H
+#define MP_IMAP_INT_H
+
+#include "imap.h"
+#include "imap_keywords.h"
+
+#include <ev.h>
+
+/* RFC 3501 3: the connection states (LOGOUT is just closing). */
+enum imap_state {
+	IMAP_NOTAUTH = 1 << 0,
+	IMAP_AUTH = 1 << 1,
+	IMAP_SELECTED = 1 << 2,
+};
+
+#define IMAP_ANY (IMAP_NOTAUTH | IMAP_AUTH | IMAP_SELECTED)
+#define IMAP_LOGGED_IN (IMAP_AUTH | IMAP_SELECTED)
+#define IMAP_USER_MAX 255
+#define IMAP_SEQ_RANGES_MAX 10000
+#define IMAP_MAILBOX_NAME_MAX 255   /* bytes of a mailbox name (mUTF-7) */
+
+struct imap_auth_job;
+struct script_session;
+struct imap_fetch_job;
+struct imap_notify_watch;
+
+/* The selected mailbox (RFC 3501 3.3): a snapshot of the folder taken at
+ * SELECT; message i has sequence number i + 1. */
+struct imap_selected {
+	struct mailbox *mb;
+	char *name;
+	bool readonly;
+	struct imap_keywords kw;        /* the folder's dovecot-keywords */
+};
+
+/* NULL-safe; sets *selp = NULL. */
+void imap_selected_free(struct imap_selected **selp);
+
+struct imap_session {
+	struct conn *conn;
+	const struct imap_server *srv;
+	enum imap_state state;
+	int errors;
+	bool greeted;
+	bool sasl_wait;                 /* AUTHENTICATE: the next line is the response */
+	bool closing;
+	struct imap_parser parser;
+	char tag[IMAP_TAG_MAX + 1];     /* of the command being answered */
+	char *auth_user;                /* the authenticated address */
+	char *maildir;                  /* its Maildir root */
+	int64_t quota;                  /* bytes, 0 = unlimited (the directory's) */
+	struct imap_auth_job *auth_job; /* waiting out a penalty or the auth hook */
+	struct script_session *ss;
+	ev_timer auth_delay;
+	/* SELECTED: the mailbox, owned here unless a job holds it. */
+	struct imap_selected *sel;
+	/* NOOP/CHECK/IDLE: a sync job holds sel (imap_sync.c) */
+	bool syncing;
+	/* IDLE (RFC 2177): waiting for DONE */
+	bool idling, idle_done, done_bad;
+	char idle_tag[IMAP_TAG_MAX + 1];
+	unsigned idle_polls;            /* for the keepalive */
+	ev_timer idle_delay, idle_poll;
+	struct imap_notify_watch *notify[2];    /* new/ and cur/ */
+	/* FETCH: a job waiting for the client to read the previous batch */
+	struct imap_fetch_job *fetch_wait_job;
+	ev_prepare fetch_wait;
+};
+
+/* One untagged or continuation line (printf-like; CRLF added). */
+void imap_reply(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The tagged completion of the current command: status "OK"/"NO"/"BAD". */
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A client error: tagged BAD (counted; past errors_max: BYE and close). */
+void imap_bad(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends the capability list for the current state to b. */
+void imap_capabilities(const struct imap_session *s, struct buf *b);
+/* LOGIN/AUTHENTICATE allowed now (TLS, or the listener allows plaintext). */
+bool imap_login_allowed(const struct imap_session *s);
+/* A paused command is done: resume reading commands. */
+void imap_resume(struct imap_session *s);
+/* Output written from a pool completion without resuming (a FETCH batch,
+ * an IDLE push) is sent: the connection is pumped from the loop. */
+void imap_flush(struct imap_session *s);
+
+/* The top-level arguments: fills top[] with up to max of them and returns
+ * how many there are (may be more than max: then top holds the first max). */
+size_t imap_args_top(const struct imap_arg *args, size_t nargs, const struct imap_arg **top,
+		     size_t max);
+
+typedef void imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t nargs);
+
+void imap_auth_init(struct imap_session *s);
+void imap_auth_cleanup(struct imap_session *s);
+void imap_auth_line(struct imap_session *s, struct str line);
+imap_cmd_fn imap_cmd_login, imap_cmd_authenticate;
+
+void imap_fetch_init(struct imap_session *s);
+void imap_fetch_cleanup(struct imap_session *s);
+imap_cmd_fn imap_cmd_fetch, imap_cmd_uid;
+/* FETCH / UID FETCH (uid: the set holds UIDs). */
+void imap_fetch_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
+/* The message indexes of a sequence set (uid: of UIDs) in the selected
+ * mailbox, ascending; *idx_r malloc'd. 0, or -1 after answering BAD. */
+int imap_msgset(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx_r,
+		size_t *n_r);
+
+imap_cmd_fn imap_cmd_store, imap_cmd_expunge;
+void imap_expunge_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
+/* STORE / UID STORE. */
+void imap_store_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
+
+imap_cmd_fn imap_cmd_append, imap_cmd_copy, imap_cmd_move, imap_cmd_search;
+void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
+/* COPY / MOVE / UID COPY / UID MOVE. */
+void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid,
+		   bool move);
+
+/* imap_sync.c: NOOP/CHECK sync (answers done_text), IDLE. */
+void imap_sync_cmd(struct imap_session *s, const char *done_text);
+void imap_idle_init(struct imap_session *s);
+void imap_idle_cleanup(struct imap_session *s);
+void imap_idle_line(struct imap_session *s, struct str line);
+void imap_idle_finish(struct imap_session *s);
+imap_cmd_fn imap_cmd_idle;
+
+void imap_mbox_cleanup(struct imap_session *s);
+imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
+	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_status, imap_cmd_select,
+	imap_cmd_examine, imap_cmd_close, imap_cmd_unselect, imap_cmd_check;
+
+#endif

@@ -1,0 +1,511 @@
+/* imap_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4).
+ *
+ * The keys are parsed on the loop into a tree; the messages are matched on
+ * the I/O pool, reading a file only when a key needs its header or body.
+ * Strings match as ASCII case-insensitive substrings (RFC 3501 6.4.4);
+ * header values are matched after RFC 2047 decoding, bodies as stored.
+ * Dates compare days: BEFORE/ON/SINCE the internal date (the file's
+ * mtime, UTC), SENT* the Date header in its own zone. CHARSET may be
+ * US-ASCII or UTF-8 (else NO [BADCHARSET]). */
+#include "imap_int.h"
+#include "core/arena.h"
+#include "core/conn.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/util.h"
+#include "mime/mime.h"
+#include "store/mailbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IMAP_SEARCH_DEPTH 32
+#define IMAP_SEARCH_FILE_MAX ((size_t)64 << 20)
+
+enum imap_skey_type {
+	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_NOFLAG, SK_RECENT, SK_NEW, SK_OLD,
+	SK_NEVER, SK_HEADER, SK_BODY, SK_TEXT, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE,
+	SK_SENTON, SK_SENTSINCE, SK_LARGER, SK_SMALLER, SK_UID, SK_SEQ,
+};
+
+struct imap_skey {
+	enum imap_skey_type type;
+	char letter;            /* SK_FLAG / SK_NOFLAG */
+	char *field, *value;    /* SK_HEADER (field), string keys (value) */
+	uint64_t num;           /* sizes; days since the epoch for dates */
+	struct imap_seqset set;
+	struct imap_skey **kids;
+	size_t nkids;
+};
+
+struct imap_search_msg {
+	size_t index;
+	uint32_t uid;
+	char *base, *file;
+	uint64_t vsize;
+	bool recent;
+};
+
+struct imap_search_job {
+	uint64_t conn_id;
+	char tag[IMAP_TAG_MAX + 1];
+	char *root;
+	bool uid_cmd;
+	struct imap_skey *key;
+	struct imap_search_msg *msgs;
+	size_t n;
+	uint32_t max_uid, count;
+	struct buf out;
+};
+
+/* What one message offers, loaded when a key asks. */
+struct imap_search_ctx {
+	struct imap_search_job *j;
+	struct imap_search_msg *m;
+	bool loaded, statted;
+	struct buf data;
+	time_t mtime;
+	struct arena *a;
+	struct mime_headers hdr;
+	size_t body_offset;
+};
+
+static void imap_skey_free(struct imap_skey *k)
+{
+	if (k == NULL)
+		return;
+	for (size_t i = 0; i < k->nkids; i++)
+		imap_skey_free(k->kids[i]);
+	free(k->kids);
+	free(k->field);
+	free(k->value);
+	imap_seqset_free(&k->set);
+	free(k);
+}
+
+static struct imap_skey *imap_skey_new(enum imap_skey_type type)
+{
+	struct imap_skey *k = xcalloc(1, sizeof(*k));
+	k->type = type;
+	return k;
+}
+
+static void imap_skey_add(struct imap_skey *parent, struct imap_skey *kid)
+{
+	parent->kids = xreallocarray(parent->kids, parent->nkids + 1, sizeof(*parent->kids));
+	parent->kids[parent->nkids++] = kid;
+}
+
+/* RFC 3501 9 date: "d-Mon-yyyy" (quoted or not) -> days since the epoch. */
+static int imap_search_date(const struct imap_arg *a, uint64_t *days)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char buf[16], mon[4];
+	int d, y, n = 0;
+	if ((a->type != IMAP_ARG_ATOM && a->type != IMAP_ARG_QUOTED) || a->s.len > 11)
+		return -1;
+	snprintf(buf, sizeof(buf), "%.*s", STR_FMT(a->s));
+	if (sscanf(buf, "%2d-%3s-%4d%n", &d, mon, &y, &n) != 3 || (size_t)n != strlen(buf))
+		return -1;
+	const char *m = strcasestr(months, mon);
+	if (m == NULL || (m - months) % 3 || d < 1 || d > 31 || y < 1970 || y > 9999)
+		return -1;
+	struct tm tm = { .tm_mday = d, .tm_mon = (int)((m - months) / 3), .tm_year = y - 1900 };
+	*days = (uint64_t)(timegm(&tm) / 86400);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	enum imap_skey_type type;
+	char letter;
+} imap_simple_keys[] = {
+	{ "ALL", SK_ALL, 0 }, { "ANSWERED", SK_FLAG, 'R' }, { "DELETED", SK_FLAG, 'T' },
+	{ "DRAFT", SK_FLAG, 'D' }, { "FLAGGED", SK_FLAG, 'F' }, { "SEEN", SK_FLAG, 'S' },
+	{ "UNANSWERED", SK_NOFLAG, 'R' }, { "UNDELETED", SK_NOFLAG, 'T' },
+	{ "UNDRAFT", SK_NOFLAG, 'D' }, { "UNFLAGGED", SK_NOFLAG, 'F' }, { "UNSEEN", SK_NOFLAG, 'S' },
+	{ "RECENT", SK_RECENT, 0 }, { "NEW", SK_NEW, 0 }, { "OLD", SK_OLD, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum imap_skey_type type;
+	const char *field;      /* header keys */
+} imap_string_keys[] = {
+	{ "FROM", SK_HEADER, "From" }, { "TO", SK_HEADER, "To" }, { "CC", SK_HEADER, "Cc" },
+	{ "BCC", SK_HEADER, "Bcc" }, { "SUBJECT", SK_HEADER, "Subject" },
+	{ "BODY", SK_BODY, NULL }, { "TEXT", SK_TEXT, NULL },
+
+};
+
+static const struct {
+	const char *name;
+	enum imap_skey_type type;
+} imap_date_keys[] = {
+	{ "BEFORE", SK_BEFORE }, { "ON", SK_ON }, { "SINCE", SK_SINCE },
+	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
+};
+
+/* kw: the selected folder's keywords (KEYWORD keys become letters) */
+static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, size_t *used,
+					 unsigned depth, const struct imap_keywords *kw);
+
+/* Keys until n: the AND of them. */
+static struct imap_skey *imap_search_keys(const struct imap_arg *a, size_t n, unsigned depth,
+					  const struct imap_keywords *kw)
+{
+	struct imap_skey *and = imap_skey_new(SK_AND);
+	for (size_t i = 0; i < n;) {
+		size_t used = 0;
+		struct imap_skey *k = imap_search_key(&a[i], n - i, &used, depth + 1, kw);
+		if (k == NULL) {
+			imap_skey_free(and);
+			return NULL;
+		}
+		imap_skey_add(and, k);
+		i += used;
+	}
+	return and;
+}
+
+/* A key with one string argument (a[0] the name). */
+static struct imap_skey *imap_search_string_key(const struct imap_arg *a, size_t n, size_t *used,
+						size_t k)
+{
+	struct str v;
+	if (n < 2 || !imap_arg_astring(&a[1], &v))
+		return NULL;
+	struct imap_skey *key = imap_skey_new(imap_string_keys[k].type);
+	key->value = xstrndup(v.p, v.len);
+	if (imap_string_keys[k].field)
+		key->field = xstrdup(imap_string_keys[k].field);
+	*used = 2;
+	return key;
+}
+
+static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, size_t *used,
+					   unsigned depth, const struct imap_keywords *kw)
+{
+	struct str name = a[0].s;
+	for (size_t k = 0; k < ARRAY_SIZE(imap_simple_keys); k++)
+		if (str_case_eq(name, imap_simple_keys[k].name)) {
+			struct imap_skey *key = imap_skey_new(imap_simple_keys[k].type);
+			key->letter = imap_simple_keys[k].letter;
+			*used = 1;
+			return key;
+		}
+	for (size_t k = 0; k < ARRAY_SIZE(imap_string_keys); k++)
+		if (str_case_eq(name, imap_string_keys[k].name))
+			return imap_search_string_key(a, n, used, k);
+	for (size_t k = 0; k < ARRAY_SIZE(imap_date_keys); k++)
+		if (str_case_eq(name, imap_date_keys[k].name)) {
+			uint64_t days;
+			if (n < 2 || imap_search_date(&a[1], &days) < 0)
+				return NULL;
+			struct imap_skey *key = imap_skey_new(imap_date_keys[k].type);
+			key->num = days;
+			*used = 2;
+			return key;
+		}
+	if (str_case_eq(name, "KEYWORD") || str_case_eq(name, "UNKEYWORD")) {
+		/* the letter from the selected folder's dovecot-keywords; an
+		 * unknown keyword is on no message */
+		bool un = str_case_eq(name, "UNKEYWORD");
+		char buf[IMAP_KEYWORD_LEN_MAX + 1];
+		if (n < 2 || a[1].type != IMAP_ARG_ATOM || !imap_keyword_valid(a[1].s))
+			return NULL;
+		snprintf(buf, sizeof(buf), "%.*s", STR_FMT(a[1].s));
+		char l = imap_keywords_find(kw, buf);
+		struct imap_skey *key = imap_skey_new(l ? (un ? SK_NOFLAG : SK_FLAG) : (un ? SK_ALL : SK_NEVER));
+		key->letter = l;
+		*used = 2;
+		return key;
+	}
+	if (str_case_eq(name, "HEADER")) {
+		struct str f, v;
+		if (n < 3 || !imap_arg_astring(&a[1], &f) || !imap_arg_astring(&a[2], &v) || f.len == 0)
+			return NULL;
+		struct imap_skey *key = imap_skey_new(SK_HEADER);
+		key->field = xstrndup(f.p, f.len);
+		key->value = xstrndup(v.p, v.len);
+		*used = 3;
+		return key;
+	}
+	if (str_case_eq(name, "LARGER") || str_case_eq(name, "SMALLER")) {
+		uint64_t v;
+		if (n < 2 || a[1].type != IMAP_ARG_ATOM || util_parse_uint(a[1].s.p, a[1].s.len, UINT32_MAX, &v) < 0)
+			return NULL;
+		struct imap_skey *key = imap_skey_new(str_case_eq(name, "LARGER") ? SK_LARGER : SK_SMALLER);
+		key->num = v;
+		*used = 2;
+		return key;
+	}
+	if (str_case_eq(name, "UID")) {
+		struct imap_skey *key = imap_skey_new(SK_UID);
+		if (n < 2 || a[1].type != IMAP_ARG_ATOM ||
+		    imap_seqset_parse(a[1].s, IMAP_SEQ_RANGES_MAX, &key->set) < 0) {
+			imap_skey_free(key);
+			return NULL;
+		}
+		*used = 2;
+		return key;
+	}
+	if (str_case_eq(name, "NOT") || str_case_eq(name, "OR")) {
+		bool or = str_case_eq(name, "OR");
+		struct imap_skey *key = imap_skey_new(or ? SK_OR : SK_NOT);
+		size_t pos = 1;
+		for (int i = 0; i < (or ? 2 : 1); i++) {
+			size_t u = 0;
+			struct imap_skey *kid = pos < n ? imap_search_key(&a[pos], n - pos, &u, depth + 1, kw) :
+						 NULL;
+			if (kid == NULL) {
+				imap_skey_free(key);
+				return NULL;
+			}
+			imap_skey_add(key, kid);
+			pos += u;
+		}
+		*used = pos;
+		return key;
+	}
+	/* a sequence set */
+	struct imap_skey *key = imap_skey_new(SK_SEQ);
+	if (imap_seqset_parse(name, IMAP_SEQ_RANGES_MAX, &key->set) < 0) {
+		imap_skey_free(key);
+		return NULL;
+	}
+	*used = 1;
+	return key;
+}
+
+static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, size_t *used,
+					 unsigned depth, const struct imap_keywords *kw)
+{
+	if (depth > IMAP_SEARCH_DEPTH || n == 0)
+		return NULL;
+	if (a[0].type == IMAP_ARG_LIST) {
+		*used = a[0].span;
+		return a[0].members ? imap_search_keys(&a[1], a[0].span - 1, depth, kw) : NULL;
+	}
+	if (a[0].type != IMAP_ARG_ATOM)
+		return NULL;
+	return imap_search_named(a, n, used, depth, kw);
+}
+
+/* --- matching (pool thread) --- */
+
+static bool imap_ci_contains(struct str hay, const char *needle)
+{
+	size_t nl = strlen(needle);
+	if (nl == 0)
+		return true;
+	for (size_t i = 0; i + nl <= hay.len; i++)
+		if (strncasecmp(hay.p + i, needle, nl) == 0)
+			return true;
+	return false;
+}
+
+static int imap_search_load(struct imap_search_ctx *c, bool content)
+{
+	if (c->loaded || (!content && c->statted))
+		return 0;
+	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	int rc = fstat(fd, &st) == 0 ? 0 : -1;
+	c->mtime = st.st_mtime;
+	c->statted = true;
+	if (rc == 0 && content && (size_t)st.st_size < IMAP_SEARCH_FILE_MAX) {
+		for (size_t left = (size_t)st.st_size; left > 0;) {
+			ssize_t r = read(fd, buf_reserve(&c->data, left), left);
+			if (r <= 0)
+				break;
+			buf_commit(&c->data, (size_t)r);
+			left -= (size_t)r;
+		}
+		c->a = arena_new();
+		mime_headers_parse(c->a, buf_ptr(&c->data), 0, c->data.len, NULL, &c->hdr);
+		c->body_offset = c->hdr.body_offset;
+		c->loaded = true;
+	}
+	close(fd);
+	return rc;
+}
+
+static bool imap_search_header(struct imap_search_ctx *c, const char *field, const char *value)
+{
+	if (imap_search_load(c, true) < 0 || !c->loaded)
+		return false;
+	for (const struct mime_header *h = NULL; (h = mime_headers_next(&c->hdr, field, h)) != NULL;) {
+		if (value[0] == '\0')
+			return true;    /* RFC 3501: HEADER f "" = has the field */
+		if (imap_ci_contains(mime_2047_decode(c->a, h->value, NULL), value))
+			return true;
+	}
+	return false;
+}
+
+static bool imap_search_has_flag(const struct imap_search_msg *m, char letter)
+{
+	const char *info = strstr(m->file, ":2,");
+	return info != NULL && strchr(info + 3, letter) != NULL;
+}
+
+static uint64_t imap_search_sent_day(struct imap_search_ctx *c)
+{
+	struct mime_date d;
+	if (imap_search_load(c, true) < 0 || !c->loaded)
+		return 0;
+	const struct mime_header *h = mime_headers_get(&c->hdr, "Date");
+	if (h == NULL || mime_date_parse(h->value, &d) < 0)
+		return (uint64_t)(c->mtime / 86400);    /* no Date: the internal date, as Dovecot */
+	return (uint64_t)((d.t + d.tz_min * 60) / 86400);
+}
+
+static bool imap_search_match(struct imap_search_ctx *c, const struct imap_skey *k)
+{
+	struct imap_search_msg *m = c->m;
+	switch (k->type) {
+	case SK_ALL:
+		return true;
+	case SK_NEVER:
+		return false;
+	case SK_AND:
+		for (size_t i = 0; i < k->nkids; i++)
+			if (!imap_search_match(c, k->kids[i]))
+				return false;
+		return true;
+	case SK_OR:
+		return imap_search_match(c, k->kids[0]) || imap_search_match(c, k->kids[1]);
+	case SK_NOT:
+		return !imap_search_match(c, k->kids[0]);
+	case SK_FLAG:
+		return imap_search_has_flag(m, k->letter);
+	case SK_NOFLAG:
+		return !imap_search_has_flag(m, k->letter);
+	case SK_RECENT:
+		return m->recent;
+	case SK_NEW:
+		return m->recent && !imap_search_has_flag(m, 'S');
+	case SK_OLD:
+		return !m->recent;
+	case SK_HEADER:
+		return imap_search_header(c, k->field, k->value);
+	case SK_BODY:
+	case SK_TEXT:
+		if (imap_search_load(c, true) < 0 || !c->loaded)
+			return false;
+		return imap_ci_contains(k->type == SK_TEXT ? (struct str){ buf_ptr(&c->data), c->data.len } :
+					(struct str){ buf_ptr(&c->data) + c->body_offset,
+						      c->data.len - c->body_offset }, k->value);
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE: {
+		if (imap_search_load(c, false) < 0)
+			return false;
+		uint64_t day = (uint64_t)(c->mtime / 86400);
+		return k->type == SK_BEFORE ? day < k->num : k->type == SK_ON ? day == k->num : day >= k->num;
+	}
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE: {
+		uint64_t day = imap_search_sent_day(c);
+		return k->type == SK_SENTBEFORE ? day < k->num : k->type == SK_SENTON ? day == k->num :
+		       day >= k->num;
+	}
+	case SK_LARGER:
+		return m->vsize > k->num;
+	case SK_SMALLER:
+		return m->vsize < k->num;
+	case SK_UID:
+		return imap_seqset_contains(&k->set, m->uid, c->j->max_uid);
+	case SK_SEQ:
+		return imap_seqset_contains(&k->set, (uint32_t)(m->index + 1), c->j->count);
+	}
+	return false;
+}
+
+static void imap_search_work(void *arg)
+{
+	struct imap_search_job *j = arg;
+	buf_append_str(&j->out, "* SEARCH");
+	for (size_t i = 0; i < j->n; i++) {
+		struct imap_search_ctx c = { .j = j, .m = &j->msgs[i] };
+		if (imap_search_match(&c, j->key))
+			buf_printf(&j->out, " %u", j->uid_cmd ? j->msgs[i].uid : (uint32_t)(j->msgs[i].index + 1));
+		buf_free(&c.data);
+		arena_destroy(&c.a);
+	}
+	buf_printf(&j->out, "\r\n%s OK %sSearch completed.\r\n", j->tag, j->uid_cmd ? "UID " : "");
+}
+
+static void imap_search_job_free(struct imap_search_job *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		free(j->msgs[i].base);
+		free(j->msgs[i].file);
+	}
+	free(j->msgs);
+	free(j->root);
+	imap_skey_free(j->key);
+	buf_free(&j->out);
+	free(j);
+}
+
+static void imap_search_done(void *arg)
+{
+	struct imap_search_job *j = arg;
+	struct conn *c = conn_find(j->conn_id);
+	if (c != NULL) {
+		conn_write(c, buf_ptr(&j->out), j->out.len);
+		imap_resume(c->proto);
+	}
+	imap_search_job_free(j);
+}
+
+void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	if (nargs >= 2 && args[0].type == IMAP_ARG_ATOM && str_case_eq(args[0].s, "CHARSET")) {
+		struct str cs;
+		if (!imap_arg_astring(&args[1], &cs) ||
+		    !(str_case_eq(cs, "UTF-8") || str_case_eq(cs, "US-ASCII"))) {
+			imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.");
+			return;
+		}
+		args += 2;
+		nargs -= 2;
+	}
+	struct imap_skey *key = nargs ? imap_search_keys(args, nargs, 0, &s->sel->kw) : NULL;
+	if (key == NULL) {
+		imap_bad(s, "Invalid search keys.");
+		return;
+	}
+	const struct mailbox *mb = s->sel->mb;
+	struct imap_search_job *j = xcalloc(1, sizeof(*j));
+	j->conn_id = s->conn->id;
+	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
+	j->root = xstrdup(mb->root);
+	j->uid_cmd = uid;
+	j->key = key;
+	j->n = mb->count;
+	j->count = (uint32_t)mb->count;
+	j->max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
+	j->msgs = xcalloc(mb->count ? mb->count : 1, sizeof(*j->msgs));
+	for (size_t i = 0; i < mb->count; i++)
+		j->msgs[i] = (struct imap_search_msg){ .index = i, .uid = mb->msgs[i].uid,
+			.base = xstrdup(mb->msgs[i].base), .file = xstrdup(mb->msgs[i].file),
+			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent };
+	conn_pause(s->conn);
+	pool_submit(s->srv->io_pool, imap_search_work, imap_search_done, j);
+}
+
+void imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t nargs)
+{
+	imap_search_run(s, args, nargs, false);
+}

@@ -1,0 +1,281 @@
+/* test_imap_parse.c - the IMAP command parser fed whole, one byte at a time
+ * and in 3- and 7-byte chunks: atoms, quoted strings, literals ({n} and
+ * {n+}), NIL, nested lists, fetch sections with brackets, limits, hostile
+ * input, error recovery; sequence sets; response quoting. */
+#include "imap/imap.h"
+#include "core/util.h"
+#include "tap.h"
+
+#include <stdlib.h>
+
+static const struct imap_parse_limits lim = {
+	.line_max = 200, .literal_max = 100, .cmd_max = 400, .args_max = 40, .depth_max = 4,
+};
+
+/* Renders parsed arguments: atom, "quoted", {literal}, NIL, (list). */
+static void render(const struct imap_arg *a, size_t from, size_t to, struct buf *out)
+{
+	for (size_t i = from; i < to; i += a[i].span) {
+		if (i > from)
+			buf_append_str(out, " ");
+		switch (a[i].type) {
+		case IMAP_ARG_ATOM:
+			buf_printf(out, "%.*s", STR_FMT(a[i].s));
+			break;
+		case IMAP_ARG_QUOTED:
+			buf_printf(out, "\"%.*s\"", STR_FMT(a[i].s));
+			break;
+		case IMAP_ARG_LITERAL:
+			buf_printf(out, "{%.*s}", STR_FMT(a[i].s));
+			break;
+		case IMAP_ARG_NIL:
+			buf_append_str(out, "NIL");
+			break;
+		case IMAP_ARG_LIST:
+			buf_append_str(out, "(");
+			render(a, i + 1, i + a[i].span, out);
+			buf_append_str(out, ")");
+			break;
+		}
+	}
+}
+
+/* Feeds in in chunks of chunk bytes (0 = all); records every event as
+ * text: "OK tag NAME args|", "LIT n|", "ERR code tag text|". */
+static void run(const char *in, size_t inlen, size_t chunk, struct buf *log)
+{
+	struct imap_parser p;
+	imap_parser_init(&p, &lim);
+	size_t pos = 0;
+	while (pos < inlen) {
+		size_t n = chunk && chunk < inlen - pos ? chunk : inlen - pos;
+		size_t off = 0;
+		while (off < n) {
+			size_t used = 0;
+			enum imap_parse_result r = imap_parser_feed(&p, in + pos + off, n - off, &used);
+			off += used;
+			if (r == IMAP_PARSE_OK) {
+				buf_printf(log, "OK %s %s", p.tag, p.name);
+				if (p.nout) {
+					buf_append_str(log, " ");
+					render(p.out, 0, p.nout, log);
+				}
+				buf_append_str(log, "|");
+			} else if (r == IMAP_PARSE_LITERAL) {
+				buf_printf(log, "LIT %llu|", (unsigned long long)p.lit_size);
+			} else if (r == IMAP_PARSE_ERROR) {
+				buf_printf(log, "ERR %d %s %s|", (int)p.error, p.tag, p.error_text);
+				if (p.error == IMAP_ERR_FATAL) {
+					imap_parser_free(&p);
+					return;         /* the session closes */
+				}
+			}
+			if (used == 0 && r == IMAP_PARSE_AGAIN)
+				break;
+		}
+		pos += n;
+	}
+	imap_parser_free(&p);
+}
+
+static void parse(const char *name, const char *in, const char *want)
+{
+	size_t chunks[] = { 0, 1, 3, 7 };
+	for (size_t i = 0; i < ARRAY_SIZE(chunks); i++) {
+		struct buf log = { 0 };
+		run(in, strlen(in), chunks[i], &log);
+		if (!ok(strcmp(buf_ptr(&log), want) == 0, "%s (chunk %zu)", name, chunks[i]))
+			printf("#   got  \"%s\"\n#   want \"%s\"\n", buf_ptr(&log), want);
+		buf_free(&log);
+	}
+}
+
+static void commands(void)
+{
+	parse("simple", "a1 NOOP\r\n", "OK a1 NOOP|");
+	parse("bare LF", "a1 noop\n", "OK a1 noop|");
+	parse("empty lines ignored", "\r\n\r\na CAPABILITY\r\n", "OK a CAPABILITY|");
+	parse("atoms and quoted", "a LOGIN john \"se\\\"cr\\\\et\"\r\n",
+	      "OK a LOGIN john \"se\"cr\\et\"|");
+	parse("NIL and lists", "a X (a (b c) NIL \"q\" ()) nil\r\n",
+	      "OK a X (a (b c) NIL \"q\" ()) NIL|");
+	parse("sync literal", "a LOGIN {4}\r\njohn {3}\r\nx y\r\n", "LIT 4|LIT 3|OK a LOGIN {john} {x y}|");
+	parse("LITERAL+", "a LOGIN {4+}\r\njohn {2+}\r\n\r\n\r\n", "OK a LOGIN {john} {\r\n}|");
+	parse("empty literal", "a X {0}\r\n\r\n", "LIT 0|OK a X {}|");
+	parse("literal in a list", "a X ({3+}\r\nabc)\r\n", "OK a X ({abc})|");
+	parse("fetch section with spaces and parens",
+	      "a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)]<0.100>)\r\n",
+	      "OK a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)]<0.100>)|");
+	parse("flags and wildcards", "a STORE 1 +FLAGS (\\Seen \\Deleted)\r\nb LIST \"\" %\r\n",
+	      "OK a STORE 1 +FLAGS (\\Seen \\Deleted)|OK b LIST \"\" %|");
+	parse("pipelined", "a NOOP\r\nb NOOP\r\nc LOGOUT\r\n", "OK a NOOP|OK b NOOP|OK c LOGOUT|");
+	parse("8-bit in quoted", "a X \"\xc3\xa4\"\r\n", "OK a X \"\xc3\xa4\"|");
+}
+
+static void errors(void)
+{
+	parse("missing name", "a\r\nb NOOP\r\n", "ERR 1 a Missing command name|OK b NOOP|");
+	parse("bad tag", "a+ NOOP\r\nb NOOP\r\n", "ERR 1  Invalid tag|OK b NOOP|");
+	parse("star tag", "* NOOP\r\n", "ERR 1  Invalid tag|");
+	parse("unclosed list", "a X (b\r\nc NOOP\r\n", "ERR 1 a Unclosed list|OK c NOOP|");
+	parse("stray paren", "a X b)\r\nc NOOP\r\n", "ERR 1 a Unexpected ')'|OK c NOOP|");
+	parse("unterminated quote", "a X \"b\r\nc NOOP\r\n",
+	      "ERR 1 a Unterminated quoted string|OK c NOOP|");
+	parse("bad escape", "a X \"\\n\"\r\nc NOOP\r\n", "ERR 1 a Invalid escape in quoted string|OK c NOOP|");
+	parse("double space", "a X  b\r\nc NOOP\r\n", "ERR 1 a Invalid character in argument|OK c NOOP|");
+	parse("CR without LF", "a X\rb\r\nc NOOP\r\n", "ERR 1 a CR without LF|OK c NOOP|");
+	parse("literal not at end", "a X {3}b\r\nc NOOP\r\n",
+	      "ERR 1 a Literal size not at the end of the line|OK c NOOP|");
+	parse("literal bad size", "a X {x}\r\nc NOOP\r\n", "ERR 1 a Invalid literal size|OK c NOOP|");
+	parse("literal huge digits", "a X {99999999999999999999999}\r\nc NOOP\r\n",
+	      "ERR 1 a Invalid literal size|OK c NOOP|");
+	parse("sync literal too big: TOOBIG, next command goes on", "a APPEND x {101}\r\nc NOOP\r\n",
+	      "ERR 2 a Literal too big|OK c NOOP|");
+	parse("non-sync literal too big: fatal", "a APPEND x {101+}\r\n", "ERR 3 a Literal too big|");
+	parse("deep nesting", "a X ((((( x)))))\r\nc NOOP\r\n", "ERR 1 a Lists nested too deeply|OK c NOOP|");
+	parse("NUL in atom", "a X b\001c\r\nc NOOP\r\n", "ERR 1 a Invalid character in atom|OK c NOOP|");
+	parse("name too long", "a ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ\r\nc NOOP\r\n",
+	      "ERR 1 a Invalid command name|OK c NOOP|");
+	/* A line over line_max is fatal (the session closes). */
+	char big[400];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "a X ", 4);
+	memcpy(big + sizeof(big) - 2, "\r\n", 2);
+	struct buf log = { 0 };
+	run(big, sizeof(big), 0, &log);
+	is_str(buf_ptr(&log), "ERR 3 a Command line too long|", "overlong line: fatal");
+	buf_free(&log);
+	/* Too many arguments. */
+	struct buf many = { 0 };
+	buf_append_str(&many, "a X");
+	for (int i = 0; i < 45; i++)
+		buf_append_str(&many, " a");
+	buf_append_str(&many, "\r\nb NOOP\r\n");
+	parse("too many arguments", buf_ptr(&many), "ERR 1 a Too many arguments|OK b NOOP|");
+	buf_free(&many);
+	/* cmd_max counts literals: four literals of 100 bytes pass
+	 * literal_max, not cmd_max. */
+	struct buf lits = { 0 };
+	buf_append_str(&lits, "a X");
+	for (int i = 0; i < 4; i++) {
+		buf_append_str(&lits, " {100+}\r\n");
+		for (int j = 0; j < 100; j++)
+			buf_append_str(&lits, "y");
+	}
+	buf_append_str(&lits, "\r\n");
+	log = (struct buf){ 0 };
+	run(buf_ptr(&lits), lits.len, 0, &log);
+	is_str(buf_ptr(&log), "ERR 3 a Literal too big|", "literals past cmd_max: fatal");
+	buf_free(&log);
+	buf_free(&lits);
+}
+
+static void line_mode(void)
+{
+	struct imap_parser p;
+	size_t used;
+	imap_parser_init(&p, &lim);
+	const char *in = "a AUTHENTICATE PLAIN\r\n";
+	ok(imap_parser_feed(&p, in, strlen(in), &used) == IMAP_PARSE_OK, "AUTHENTICATE parsed");
+	imap_parser_want_line(&p);
+	in = "dGVzdA==\r\nb NOOP\r\n";
+	ok(imap_parser_feed(&p, in, strlen(in), &used) == IMAP_PARSE_OK && used == 10 &&
+	   p.line.len == 8 && memcmp(p.line.p, "dGVzdA==", 8) == 0, "line mode: one line");
+	ok(imap_parser_feed(&p, in + used, strlen(in) - used, &used) == IMAP_PARSE_OK &&
+	   strcmp(p.name, "NOOP") == 0, "then commands again");
+	imap_parser_want_line(&p);
+	ok(imap_parser_feed(&p, "DO", 2, &used) == IMAP_PARSE_AGAIN, "line mode: partial");
+	ok(imap_parser_feed(&p, "NE\n", 3, &used) == IMAP_PARSE_OK && p.line.len == 4,
+	   "line mode: resumed (DONE)");
+	imap_parser_free(&p);
+}
+
+static void seqsets(void)
+{
+	struct imap_seqset s;
+	ok(imap_seqset_parse(STR_LIT("1:*"), 10, &s) == 0 && s.n == 1, "1:*");
+	ok(imap_seqset_contains(&s, 1, 5) && imap_seqset_contains(&s, 5, 5) &&
+	   !imap_seqset_contains(&s, 6, 5), "1:* with 5 messages");
+	ok(!imap_seqset_contains(&s, 1, 0), "1:* in an empty mailbox matches nothing");
+	imap_seqset_free(&s);
+	ok(imap_seqset_parse(STR_LIT("2,4:7,9"), 10, &s) == 0 && s.n == 3, "2,4:7,9");
+	ok(imap_seqset_contains(&s, 2, 20) && !imap_seqset_contains(&s, 3, 20) &&
+	   imap_seqset_contains(&s, 5, 20) && imap_seqset_contains(&s, 9, 20) &&
+	   !imap_seqset_contains(&s, 10, 20), "2,4:7,9 membership");
+	imap_seqset_free(&s);
+	ok(imap_seqset_parse(STR_LIT("7:4"), 10, &s) == 0 && imap_seqset_contains(&s, 5, 9),
+	   "7:4 is 4:7 (RFC 3501 9)");
+	imap_seqset_free(&s);
+	ok(imap_seqset_parse(STR_LIT("*:3"), 10, &s) == 0 && imap_seqset_contains(&s, 3, 4) &&
+	   imap_seqset_contains(&s, 4, 4) && !imap_seqset_contains(&s, 2, 4), "*:3");
+	imap_seqset_free(&s);
+	const char *bad[] = { "", "0", "1:0", "1,", ",1", "1::2", "a", "1:2:3", "-1", "4294967296",
+			      "01", "1 2" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		ok(imap_seqset_parse(str_from_cstr(bad[i]), 10, &s) < 0 && s.r == NULL,
+		   "bad sequence set \"%s\"", bad[i]);
+	ok(imap_seqset_parse(STR_LIT("1,2,3"), 2, &s) < 0, "more ranges than max");
+	ok(imap_seqset_parse(STR_LIT("4294967295"), 2, &s) < 0, "2^32-1 is reserved");
+	ok(imap_seqset_parse(STR_LIT("4294967294"), 2, &s) == 0, "2^32-2 ok");
+	imap_seqset_free(&s);
+}
+
+static void quoting(void)
+{
+	struct buf b = { 0 };
+	imap_append_astring(&b, STR_LIT("INBOX"));
+	buf_append_str(&b, " ");
+	imap_append_astring(&b, STR_LIT("a b"));
+	buf_append_str(&b, " ");
+	imap_append_astring(&b, STR_LIT("NIL"));
+	buf_append_str(&b, " ");
+	imap_append_astring(&b, STR_LIT(""));
+	buf_append_str(&b, " ");
+	imap_append_string(&b, STR_LIT("q\"\\"));
+	buf_append_str(&b, " ");
+	imap_append_string(&b, STR_LIT("l\r\n"));
+	is_str(buf_ptr(&b), "INBOX \"a b\" \"NIL\" \"\" \"q\\\"\\\\\" {3}\r\nl\r\n", "quoting");
+	buf_free(&b);
+}
+
+static void fetch_item(const char *item, int want_rc, const char *label, int kind, unsigned nparts)
+{
+	struct imap_arg a = { .type = IMAP_ARG_ATOM, .s = str_from_cstr(item), .span = 1 };
+	struct imap_fetch f;
+	const char *why;
+	int rc = imap_fetch_parse(&a, 1, &f, &why);
+	ok(rc == want_rc && (rc < 0 || label == NULL ||
+	   (f.nsecs == 1 && strcmp(f.secs[0].label, label) == 0 && (int)f.secs[0].kind == kind &&
+	    f.secs[0].nparts == nparts)), "fetch item \"%s\"", item);
+	imap_fetch_free(&f);
+}
+
+static void fetch_items(void)
+{
+	fetch_item("FLAGS", 0, NULL, 0, 0);
+	fetch_item("body.peek[]", 0, "BODY[]", IMAP_SEC_ALL, 0);
+	fetch_item("BODY[1.2.3]", 0, "BODY[1.2.3]", IMAP_SEC_ALL, 3);
+	fetch_item("BODY[2.MIME]", 0, "BODY[2.MIME]", IMAP_SEC_MIME, 1);
+	fetch_item("BODY[HEADER.FIELDS (From To)]<0.10>", 0, "BODY[HEADER.FIELDS (From To)]<0>",
+		   IMAP_SEC_FIELDS, 0);
+	fetch_item("BODY[1.HEADER.FIELDS.NOT (X)]", 0, "BODY[1.HEADER.FIELDS.NOT (X)]",
+		   IMAP_SEC_FIELDS_NOT, 1);
+	fetch_item("RFC822.HEADER", 0, "RFC822.HEADER", IMAP_SEC_HEADER, 0);
+	const char *bad[] = { "BODY[", "BODY[0]", "BODY[1.]", "BODY[MIME]", "BODY[HEADER.FIELDS]",
+			      "BODY[HEADER.FIELDS ()]", "BODY[HEADER.FIELDS (A:B)]", "BODY[]<1>",
+			      "BODY[]<1.0>", "BODY[]<x.1>", "BODY[]x", "BODY[TEXTX]", "FROB",
+			      "BODY[1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17]", "BODY[99999999999]" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		fetch_item(bad[i], -1, NULL, 0, 0);
+}
+
+int main(void)
+{
+	fetch_items();
+	commands();
+	errors();
+	line_mode();
+	seqsets();
+	quoting();
+	return tap_done();
+}
