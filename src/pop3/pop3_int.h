@@ -53,7 +53,7 @@ struct pop3_session {
 	struct pop3_retr *retr;
 	struct pop3_retr *ahead[POP3_AHEAD_MAX];   /* read-ahead, next message first */
 	size_t n_ahead;
-	ev_check retr_wait;
+	ev_prepare retr_wait;
 	ev_timer retr_stall;            /* the client stopped reading */
 };
 

@@ -266,7 +266,7 @@ static void pop3_retr_progress(struct pop3_session *s, struct pop3_retr *r)
 		return;
 	}
 	s->retr = r;
-	ev_check_start(c->loop, &s->retr_wait);
+	ev_prepare_start(c->loop, &s->retr_wait);
 	ev_timer_set(&s->retr_stall, s->srv->limits.idle_timeout, 0.);
 	ev_timer_start(c->loop, &s->retr_stall);
 }
@@ -282,13 +282,16 @@ static void pop3_retr_done(void *arg)
 	pop3_retr_progress(c->proto, r);
 }
 
-/* After each loop iteration while waiting: has the client read enough? */
-static void pop3_retr_wait_cb(struct ev_loop *loop, ev_check *w, int revents MP_UNUSED)
+/* Before the loop blocks (after this iteration's writes ran): has the
+ * client read enough? An ev_check is queued before the iteration's I/O
+ * callbacks: when the write that drains the queue runs after it, nothing
+ * would wake the loop again (a stall). */
+static void pop3_retr_wait_cb(struct ev_loop *loop, ev_prepare *w, int revents MP_UNUSED)
 {
 	struct pop3_session *s = container_of(w, struct pop3_session, retr_wait);
 	if (s->conn->out.len >= CONN_OUT_HIGH / 2)
 		return;
-	ev_check_stop(loop, w);
+	ev_prepare_stop(loop, w);
 	ev_timer_stop(loop, &s->retr_stall);
 	struct pop3_retr *r = s->retr;
 	s->retr = NULL;
@@ -309,7 +312,7 @@ static void pop3_retr_stall_cb(struct ev_loop *loop MP_UNUSED, ev_timer *w, int 
 
 void pop3_retr_init(struct pop3_session *s)
 {
-	ev_check_init(&s->retr_wait, pop3_retr_wait_cb);
+	ev_prepare_init(&s->retr_wait, pop3_retr_wait_cb);
 	ev_init(&s->retr_stall, pop3_retr_stall_cb);
 }
 
@@ -327,7 +330,7 @@ static void pop3_retr_drop_ahead(struct pop3_session *s)
 
 void pop3_retr_cleanup(struct pop3_session *s)
 {
-	ev_check_stop(s->conn->loop, &s->retr_wait);
+	ev_prepare_stop(s->conn->loop, &s->retr_wait);
 	ev_timer_stop(s->conn->loop, &s->retr_stall);
 	pop3_retr_free(s->retr);
 	s->retr = NULL;

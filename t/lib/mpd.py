@@ -366,6 +366,7 @@ class Daemon:
         self._seen = {}          # pid -> starttime of every process we saw
         self._reported = set()   # sanitizer files already reported
         self._san_passed = False  # an assertion was already emitted
+        self._san_log_seen = 0     # bytes of the log scanned for reports
         self._log_file = None
         self._failed_at_start = tap.failed()
         self.state_dir = os.path.join(self.dir, "state")
@@ -649,6 +650,22 @@ class Daemon:
 
     # -- sanitizers --
 
+    _SAN_LOG_RE = re.compile(r"^.*(?:: runtime error: |ERROR: AddressSanitizer|"
+                             r"ERROR: LeakSanitizer|SUMMARY: (?:Address|UndefinedBehavior)Sanitizer).*$",
+                             re.M)
+
+    def _san_log_reports(self):
+        """Sanitizer report lines in the daemon log not yet reported."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._san_log_seen)
+                raw = f.read()
+        except OSError:
+            return ""
+        self._san_log_seen += len(raw)
+        text = raw.decode("utf-8", "replace")
+        return "\n".join(self._SAN_LOG_RE.findall(text))[-20000:]
+
     def check_sanitizers(self):
         """One assertion per check when sanitizers are on; reports go to diag."""
         if not sanitized():
@@ -662,6 +679,11 @@ class Daemon:
                        and f not in self._reported)
         self._reported.update(files)
         checked, self._san_passed = self._san_passed, True
+        # A report that did not reach log_path (UBSan's "runtime error:"
+        # can be printed to the process's stderr, i.e. our log) counts too.
+        in_log = self._san_log_reports()
+        if in_log:
+            return tap.ok(False, "no sanitizer reports", "--- in moonpostd.log\n" + in_log)
         if not files:
             # One passing assertion per daemon is enough; failures always show.
             if not checked:
