@@ -188,10 +188,13 @@ static struct imap_skey *imap_search_string_key(const struct imap_arg *a, size_t
 	return key;
 }
 
-static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, size_t *used,
-					   unsigned depth, const struct imap_keywords *kw)
+/* Keys from the tables: flags (no argument), strings, dates. NULL with
+ * *found false when name is none of them. */
+static struct imap_skey *imap_search_table_key(const struct imap_arg *a, size_t n, size_t *used,
+					       bool *found)
 {
 	struct str name = a[0].s;
+	*found = true;
 	for (size_t k = 0; k < ARRAY_SIZE(imap_simple_keys); k++)
 		if (str_case_eq(name, imap_simple_keys[k].name)) {
 			struct imap_skey *key = imap_skey_new(imap_simple_keys[k].type);
@@ -212,75 +215,105 @@ static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, s
 			*used = 2;
 			return key;
 		}
-	if (str_case_eq(name, "KEYWORD") || str_case_eq(name, "UNKEYWORD")) {
-		/* the letter from the selected folder's dovecot-keywords; an
-		 * unknown keyword is on no message */
-		bool un = str_case_eq(name, "UNKEYWORD");
-		char buf[IMAP_KEYWORD_LEN_MAX + 1];
-		if (n < 2 || a[1].type != IMAP_ARG_ATOM || !imap_keyword_valid(a[1].s))
-			return NULL;
-		snprintf(buf, sizeof(buf), "%.*s", STR_FMT(a[1].s));
-		char l = imap_keywords_find(kw, buf);
-		struct imap_skey *key = imap_skey_new(l ? (un ? SK_NOFLAG : SK_FLAG) : (un ? SK_ALL : SK_NEVER));
-		key->letter = l;
-		*used = 2;
-		return key;
-	}
-	if (str_case_eq(name, "HEADER")) {
-		struct str f, v;
-		if (n < 3 || !imap_arg_astring(&a[1], &f) || !imap_arg_astring(&a[2], &v) || f.len == 0)
-			return NULL;
-		struct imap_skey *key = imap_skey_new(SK_HEADER);
-		key->field = xstrndup(f.p, f.len);
-		key->value = xstrndup(v.p, v.len);
-		*used = 3;
-		return key;
-	}
-	if (str_case_eq(name, "LARGER") || str_case_eq(name, "SMALLER")) {
-		uint64_t v;
-		if (n < 2 || a[1].type != IMAP_ARG_ATOM || util_parse_uint(a[1].s.p, a[1].s.len, UINT32_MAX, &v) < 0)
-			return NULL;
-		struct imap_skey *key = imap_skey_new(str_case_eq(name, "LARGER") ? SK_LARGER : SK_SMALLER);
-		key->num = v;
-		*used = 2;
-		return key;
-	}
-	if (str_case_eq(name, "UID")) {
-		struct imap_skey *key = imap_skey_new(SK_UID);
-		if (n < 2 || a[1].type != IMAP_ARG_ATOM ||
-		    imap_seqset_parse(a[1].s, IMAP_SEQ_RANGES_MAX, &key->set) < 0) {
-			imap_skey_free(key);
-			return NULL;
-		}
-		*used = 2;
-		return key;
-	}
-	if (str_case_eq(name, "NOT") || str_case_eq(name, "OR")) {
-		bool or = str_case_eq(name, "OR");
-		struct imap_skey *key = imap_skey_new(or ? SK_OR : SK_NOT);
-		size_t pos = 1;
-		for (int i = 0; i < (or ? 2 : 1); i++) {
-			size_t u = 0;
-			struct imap_skey *kid = pos < n ? imap_search_key(&a[pos], n - pos, &u, depth + 1, kw) :
-						 NULL;
-			if (kid == NULL) {
-				imap_skey_free(key);
-				return NULL;
-			}
-			imap_skey_add(key, kid);
-			pos += u;
-		}
-		*used = pos;
-		return key;
-	}
-	/* a sequence set */
-	struct imap_skey *key = imap_skey_new(SK_SEQ);
-	if (imap_seqset_parse(name, IMAP_SEQ_RANGES_MAX, &key->set) < 0) {
+	*found = false;
+	return NULL;
+}
+
+/* KEYWORD / UNKEYWORD: the letter from the selected folder's
+ * dovecot-keywords; an unknown keyword is on no message. */
+static struct imap_skey *imap_search_keyword_key(const struct imap_arg *a, size_t n, size_t *used,
+						 const struct imap_keywords *kw)
+{
+	bool un = str_case_eq(a[0].s, "UNKEYWORD");
+	char buf[IMAP_KEYWORD_LEN_MAX + 1];
+	if (n < 2 || a[1].type != IMAP_ARG_ATOM || !imap_keyword_valid(a[1].s))
+		return NULL;
+	snprintf(buf, sizeof(buf), "%.*s", STR_FMT(a[1].s));
+	char l = imap_keywords_find(kw, buf);
+	struct imap_skey *key = imap_skey_new(l ? (un ? SK_NOFLAG : SK_FLAG) : (un ? SK_ALL : SK_NEVER));
+	key->letter = l;
+	*used = 2;
+	return key;
+}
+
+static struct imap_skey *imap_search_header_key(const struct imap_arg *a, size_t n, size_t *used)
+{
+	struct str f, v;
+	if (n < 3 || !imap_arg_astring(&a[1], &f) || !imap_arg_astring(&a[2], &v) || f.len == 0)
+		return NULL;
+	struct imap_skey *key = imap_skey_new(SK_HEADER);
+	key->field = xstrndup(f.p, f.len);
+	key->value = xstrndup(v.p, v.len);
+	*used = 3;
+	return key;
+}
+
+/* LARGER / SMALLER n */
+static struct imap_skey *imap_search_size_key(const struct imap_arg *a, size_t n, size_t *used)
+{
+	uint64_t v;
+	if (n < 2 || a[1].type != IMAP_ARG_ATOM || util_parse_uint(a[1].s.p, a[1].s.len, UINT32_MAX, &v) < 0)
+		return NULL;
+	struct imap_skey *key = imap_skey_new(str_case_eq(a[0].s, "LARGER") ? SK_LARGER : SK_SMALLER);
+	key->num = v;
+	*used = 2;
+	return key;
+}
+
+/* A sequence set: UID set (at 1, after "UID") or a bare message set. */
+static struct imap_skey *imap_search_set_key(struct str set, enum imap_skey_type type, size_t *used,
+					     size_t n_used)
+{
+	struct imap_skey *key = imap_skey_new(type);
+	if (imap_seqset_parse(set, IMAP_SEQ_RANGES_MAX, &key->set) < 0) {
 		imap_skey_free(key);
 		return NULL;
 	}
-	*used = 1;
+	*used = n_used;
 	return key;
+}
+
+/* NOT key / OR key1 key2 */
+static struct imap_skey *imap_search_bool_key(const struct imap_arg *a, size_t n, size_t *used,
+					      unsigned depth, const struct imap_keywords *kw)
+{
+	bool or = str_case_eq(a[0].s, "OR");
+	struct imap_skey *key = imap_skey_new(or ? SK_OR : SK_NOT);
+	size_t pos = 1;
+	for (int i = 0; i < (or ? 2 : 1); i++) {
+		size_t u = 0;
+		struct imap_skey *kid = pos < n ? imap_search_key(&a[pos], n - pos, &u, depth + 1, kw) :
+					 NULL;
+		if (kid == NULL) {
+			imap_skey_free(key);
+			return NULL;
+		}
+		imap_skey_add(key, kid);
+		pos += u;
+	}
+	*used = pos;
+	return key;
+}
+
+static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, size_t *used,
+					   unsigned depth, const struct imap_keywords *kw)
+{
+	struct str name = a[0].s;
+	bool found;
+	struct imap_skey *key = imap_search_table_key(a, n, used, &found);
+	if (found)
+		return key;
+	if (str_case_eq(name, "KEYWORD") || str_case_eq(name, "UNKEYWORD"))
+		return imap_search_keyword_key(a, n, used, kw);
+	if (str_case_eq(name, "HEADER"))
+		return imap_search_header_key(a, n, used);
+	if (str_case_eq(name, "LARGER") || str_case_eq(name, "SMALLER"))
+		return imap_search_size_key(a, n, used);
+	if (str_case_eq(name, "UID"))
+		return n < 2 || a[1].type != IMAP_ARG_ATOM ? NULL : imap_search_set_key(a[1].s, SK_UID, used, 2);
+	if (str_case_eq(name, "NOT") || str_case_eq(name, "OR"))
+		return imap_search_bool_key(a, n, used, depth, kw);
+	return imap_search_set_key(name, SK_SEQ, used, 1);
 }
 
 static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, size_t *used,

@@ -472,7 +472,7 @@ static void script_report_bench(struct script_set *s, const char *raw, size_t le
 		add[0] = '\0';
 	char *r = xmalloc(ol + strlen(add) + 1);
 	memcpy(r, *out, ol);
-	strcpy(r + ol, add);
+	memcpy(r + ol, add, strlen(add) + 1);
 	free(*out);
 	*out = r;
 	if (err)
