@@ -13,7 +13,7 @@ endif
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -Isrc -DMP_DATADIR='"$(PREFIX)/share/moonpost"' -DMP_SRCDIR='"$(CURDIR)"' $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lev -lm -lpthread $(LDLIBS)
 
-LIB_SRC := $(wildcard src/core/*.c src/smtp/*.c src/pop3/*.c src/imap/*.c src/dir/*.c src/store/*.c src/mime/*.c src/lua/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/login/*.c src/smtp/*.c src/pop3/*.c src/imap/*.c src/dir/*.c src/store/*.c src/mime/*.c src/lua/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 D_SRC   := $(wildcard src/daemon/*.c)
 D_OBJ   := $(D_SRC:%.c=$(BUILD)/%.o)

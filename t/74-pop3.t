@@ -212,6 +212,7 @@ def main():
     finally:
         d.stop()
         d.cleanup()
+    apop_on()
     tap.done()
 
 
@@ -598,6 +599,47 @@ def big(d, ports, md):
     tap.like(r, r"^\+OK", "... and its mailbox lock is released")
     c.cmd("QUIT")
     c.close()
+
+
+def apop_on():
+    """pop3.apop = true: the greeting carries a timestamp and APOP checks
+    MD5(timestamp + password) against a {PLAIN} directory entry (RFC 1939 7);
+    a hashed password cannot do APOP."""
+    import hashlib
+    d = mpd.Daemon(start=False)
+    dirfile = os.path.join(d.dir, "directory")
+    make_directory(dirfile)
+    with open(dirfile, "a") as f:
+        f.write("user plain@example.org {PLAIN}secret\n")
+    port = mpd.free_port()
+    d.config["listen"].append({"address": "127.0.0.1", "port": port, "protocol": "pop3",
+                               "tls": "none", "plaintext_auth": True})
+    d.write_config({"directory": {"backend": "file", "file": dirfile, "penalty_max": 0,
+                                  "maildir": os.path.join(d.dir, "vmail") + "/%d/%n/Maildir"},
+                    "pop3": {"apop": True}})
+    d.start()
+    try:
+        def attempt(user, password, stamp_wrong=False):
+            c = Pop(port)
+            g = c.line()
+            m = re.search(r"<[^>]+>", g)
+            stamp = m.group(0) if m else ""
+            digest = hashlib.md5(((stamp + "x") if stamp_wrong else stamp + password).encode()).hexdigest()
+            r = c.cmd("APOP %s %s" % (user, digest))
+            c.cmd("QUIT")
+            c.close()
+            return stamp, r
+        stamp, r = attempt("plain@example.org", "secret")
+        tap.like(stamp, r"^<\d+\.[0-9a-f]+\.\d+@", "APOP on: a timestamp in the greeting")
+        tap.like(r, r"^\+OK", "APOP with the right digest: logged in", r)
+        tap.like(attempt("plain@example.org", "secret", stamp_wrong=True)[1], r"^-ERR \[AUTH\]",
+                 "APOP with a wrong digest: -ERR [AUTH]")
+        tap.like(attempt("john@example.org", "secret")[1], r"^-ERR \[AUTH\]",
+                 "APOP for a hashed password: -ERR [AUTH]")
+        d.check_sanitizers()
+    finally:
+        d.stop()
+        d.cleanup()
 
 
 def apop_off(ports):

@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "dir/dir.h"
 #include "dir/penalty.h"
+#include "login/login.h"
 #include "lua/script.h"
 
 #include <openssl/crypto.h>
@@ -26,56 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct imap_auth_job {
-	uint64_t conn_id;
-	struct dir *dir;
-	char *login;
-	char *password;
-	size_t password_len;
-	char ip[64];
-	enum dir_result result;
-	char *user;             /* stored address on success */
-	char *maildir;
-	int64_t quota;
-	const char *mechanism;
-	bool verified;          /* the check ran; a delay now only holds the reply */
-	char deny[SCRIPT_TEXT_MAX];
-};
-
 struct imap_prepare_job {
 	uint64_t conn_id;
 	char *root;
 	int rc;
 	char err[512];
 };
-
-static void imap_auth_job_free(struct imap_auth_job *j)
-{
-	if (j == NULL)
-		return;
-	if (j->password)
-		OPENSSL_cleanse(j->password, j->password_len);
-	free(j->password);
-	free(j->login);
-	free(j->user);
-	free(j->maildir);
-	free(j);
-}
-
-static void imap_auth_work(void *arg)
-{
-	struct imap_auth_job *j = arg;
-	struct arena *a = arena_new();
-	struct dir_user u;
-	j->result = dir_authenticate(j->dir, j->login, j->password, j->password_len, a, &u);
-	if (j->result == DIR_FOUND) {
-		j->user = xstrdup(u.email);
-		j->maildir = xstrdup(u.maildir ? u.maildir : "");
-		j->quota = u.quota;
-	}
-	OPENSSL_cleanse(j->password, j->password_len);
-	arena_destroy(&a);
-}
 
 static void imap_prepare_work(void *arg)
 {
@@ -112,150 +69,54 @@ static void imap_prepare_done(void *arg)
 	free(j);
 }
 
-/* A policy text may start with an SMTP enhanced code ("5.7.8 ..."). */
-static const char *imap_policy_text(const char *t)
+/* The login's outcome (src/login): the tagged answer, or on to the
+ * Maildir. */
+static void imap_auth_done(struct conn *c, const struct login_outcome *o)
 {
-	if (t[0] >= '2' && t[0] <= '5' && t[1] == '.') {
-		const char *sp = strchr(t, ' ');
-		if (sp != NULL && (size_t)(sp - t) <= 9)
-			return sp + 1;
-	}
-	return t;
-}
-
-static void imap_auth_finish(struct imap_session *s, struct imap_auth_job *j)
-{
+	struct imap_session *s = c->proto;
 	char q[256];
-	log_quote(q, sizeof(q), j->login, strlen(j->login));
-	if (j->deny[0]) {
-		if (j->result == DIR_NOTFOUND)
-			penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
-		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] %s", j->deny);
-	} else if (j->result == DIR_FOUND && j->maildir[0] != '\0') {
-		penalty_success(j->ip);
-		s->auth_user = xstrdup(j->user);
-		s->quota = j->quota;
+	s->login = NULL;
+	log_quote(q, sizeof(q), o->login, strlen(o->login));
+	if (o->deny) {
+		log_info(c->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, o->ip);
+		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] %s",
+			    o->deny[0] ? login_deny_text(o->deny) : "Authentication refused");
+	} else if (o->result == DIR_FOUND && o->maildir[0] != '\0') {
+		penalty_success(o->ip);
+		s->auth_user = xstrdup(o->user);
+		s->quota = o->quota;
 		if (s->ss)
 			script_session_user(s->ss, s->auth_user);
 		struct imap_prepare_job *p = xcalloc(1, sizeof(*p));
-		p->conn_id = s->conn->id;
-		p->root = xstrdup(j->maildir);
+		p->conn_id = c->id;
+		p->root = xstrdup(o->maildir);
 		pool_submit(s->srv->io_pool, imap_prepare_work, imap_prepare_done, p);
 		return;         /* still paused: the prepare job resumes */
-	} else if (j->result == DIR_TEMPFAIL || j->result == DIR_FOUND) {
-		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
+	} else if (o->result == DIR_TEMPFAIL || o->result == DIR_FOUND) {
+		log_warn(c->sid, "event=auth result=tempfail user=\"%s\"", q);
 		imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication failure.");
 	} else {
-		penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=fail user=\"%s\" client=%s", q, j->ip);
+		log_info(c->sid, "event=auth result=fail user=\"%s\" client=%s", q, o->ip);
 		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
 	}
 	imap_resume(s);
-}
-
-static void imap_auth_hooked(uint64_t owner, const struct script_result *r)
-{
-	struct conn *c = conn_find(owner);
-	if (c == NULL)
-		return;         /* the session freed its auth_job */
-	struct imap_session *s = c->proto;
-	struct imap_auth_job *j = s->auth_job;
-	s->auth_job = NULL;
-	if (r->verdict == SCRIPT_DENY)
-		snprintf(j->deny, sizeof(j->deny), "%s",
-			 r->text[0] ? imap_policy_text(r->text) : "Authentication refused");
-	if (r->verdict == SCRIPT_DELAY && r->delay > 0) {
-		log_info(c->sid, "event=auth_policy_delay delay_ms=%.0f client=%s", r->delay * 1000, j->ip);
-		j->verified = true;
-		s->auth_job = j;
-		ev_timer_set(&s->auth_delay, r->delay > 300 ? 300 : r->delay, 0.);
-		ev_timer_start(c->loop, &s->auth_delay);
-		return;
-	}
-	imap_auth_finish(s, j);
-	imap_auth_job_free(j);
-}
-
-static bool imap_auth_policy(struct imap_session *s, struct imap_auth_job *j)
-{
-	if (s->ss == NULL || !script_set_has(script_session_set(s->ss), "auth"))
-		return false;
-	const char *res = j->result == DIR_FOUND ? "ok" : j->result == DIR_TEMPFAIL ? "tempfail" : "fail";
-	struct script_auth_info ai = {
-		.user = j->login, .mechanism = j->mechanism, .result = res,
-		.failures_ip = penalty_failures(j->ip) + (j->result == DIR_NOTFOUND),
-	};
-	s->auth_job = j;
-	script_call_hook(s->ss, "auth", &ai, imap_auth_hooked, s->conn->id);
-	return true;
-}
-
-static void imap_auth_done(void *arg)
-{
-	struct imap_auth_job *j = arg;
-	struct conn *c = conn_find(j->conn_id);
-	if (c != NULL && imap_auth_policy(c->proto, j))
-		return;
-	if (c != NULL)
-		imap_auth_finish(c->proto, j);
-	imap_auth_job_free(j);
-}
-
-static void imap_auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents MP_UNUSED)
-{
-	struct imap_session *s = container_of(w, struct imap_session, auth_delay);
-	struct imap_auth_job *j = s->auth_job;
-	ev_timer_stop(loop, w);
-	s->auth_job = NULL;
-	if (j->verified) {
-		imap_auth_finish(s, j);
-		imap_auth_job_free(j);
-		return;
-	}
-	pool_submit(s->srv->pool, imap_auth_work, imap_auth_done, j);
 }
 
 /* Takes ownership of login and password (malloc'd). */
 static void imap_auth_start(struct imap_session *s, char *login, char *password, size_t len,
 			    const char *mechanism)
 {
-	struct imap_auth_job *j = xcalloc(1, sizeof(*j));
-	j->conn_id = s->conn->id;
-	j->dir = s->srv->dir;
-	j->login = login;
-	j->password = password;
-	j->password_len = len;
-	j->mechanism = mechanism;
-	snprintf(j->ip, sizeof(j->ip), "%s", s->conn->peer_ip);
-	conn_pause(s->conn);
-	if (j->dir == NULL) {
-		j->result = DIR_TEMPFAIL;
-		imap_auth_finish(s, j);
-		imap_auth_job_free(j);
-		return;
-	}
-	uint32_t delay = penalty_delay_ms(j->ip, s->srv->penalty_max);
-	if (delay == 0) {
-		pool_submit(s->srv->pool, imap_auth_work, imap_auth_done, j);
-		return;
-	}
-	log_info(s->conn->sid, "event=auth_penalty delay_ms=%u client=%s", delay, j->ip);
-	s->auth_job = j;
-	ev_timer_set(&s->auth_delay, delay / 1000.0, 0.);
-	ev_timer_start(s->conn->loop, &s->auth_delay);
-}
-
-void imap_auth_init(struct imap_session *s)
-{
-	ev_init(&s->auth_delay, imap_auth_delay_cb);
+	struct login_request rq = {
+		.conn = s->conn, .dir = s->srv->dir, .pool = s->srv->pool, .ss = s->ss,
+		.penalty_max = s->srv->penalty_max, .login = login, .secret = password,
+		.secret_len = len, .mechanism = mechanism,
+	};
+	s->login = login_start(&rq, imap_auth_done);
 }
 
 void imap_auth_cleanup(struct imap_session *s)
 {
-	ev_timer_stop(s->conn->loop, &s->auth_delay);
-	imap_auth_job_free(s->auth_job);
-	s->auth_job = NULL;
+	login_cancel(&s->login);
 }
 
 /* RFC 3501 6.2.3: LOGIN before TLS is refused where LOGINDISABLED is

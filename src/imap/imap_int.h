@@ -40,7 +40,7 @@ enum imap_state {
 #define IMAP_SEQ_RANGES_MAX 10000
 #define IMAP_MAILBOX_NAME_MAX 255   /* bytes of a mailbox name (mUTF-7) */
 
-struct imap_auth_job;
+struct login;
 struct script_session;
 struct imap_fetch_job;
 struct imap_notify_watch;
@@ -70,9 +70,8 @@ struct imap_session {
 	char *auth_user;                /* the authenticated address */
 	char *maildir;                  /* its Maildir root */
 	int64_t quota;                  /* bytes, 0 = unlimited (the directory's) */
-	struct imap_auth_job *auth_job; /* waiting out a penalty or the auth hook */
+	struct login *login;            /* a password check in progress (src/login) */
 	struct script_session *ss;
-	ev_timer auth_delay;
 	/* SELECTED: the mailbox, owned here unless a job holds it. */
 	struct imap_selected *sel;
 	/* NOOP/CHECK/IDLE: a sync job holds sel (imap_sync.c) */
@@ -114,7 +113,6 @@ size_t imap_args_top(const struct imap_arg *args, size_t nargs, const struct ima
 
 typedef void imap_cmd_fn(struct imap_session *s, const struct imap_arg *args, size_t nargs);
 
-void imap_auth_init(struct imap_session *s);
 void imap_auth_cleanup(struct imap_session *s);
 void imap_auth_line(struct imap_session *s, struct str line);
 imap_cmd_fn imap_cmd_login, imap_cmd_authenticate;

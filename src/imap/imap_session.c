@@ -432,7 +432,6 @@ static struct imap_session *imap_session_new(struct conn *c, const struct imap_s
 		.depth_max = IMAP_DEPTH_MAX,
 	};
 	imap_parser_init(&s->parser, &lim);
-	imap_auth_init(s);
 	imap_fetch_init(s);
 	imap_idle_init(s);
 	return s;

@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "dir/dir.h"
 #include "dir/penalty.h"
+#include "login/login.h"
 #include "lua/script.h"
 
 #include <openssl/crypto.h>
@@ -29,22 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct pop3_auth_job {
-	uint64_t conn_id;
-	struct dir *dir;
-	char *login;
-	char *password;         /* the password, or for APOP the hex digest */
-	size_t password_len;
-	char stamp[128];        /* APOP: the greeting timestamp; "" otherwise */
-	char ip[64];
-	enum dir_result result;
-	char *user;             /* stored address on success */
-	char *maildir;
-	const char *mechanism;
-	bool verified;          /* the check ran; a delay now only holds the reply */
-	char deny[SCRIPT_TEXT_MAX];   /* the auth policy refused: this text */
-};
-
 struct pop3_open_job {
 	uint64_t conn_id;
 	char *root;
@@ -54,25 +39,15 @@ struct pop3_open_job {
 	char err[512];
 };
 
-static void pop3_auth_job_free(struct pop3_auth_job *j)
-{
-	if (j == NULL)
-		return;
-	if (j->password)
-		OPENSSL_cleanse(j->password, j->password_len);
-	free(j->password);
-	free(j->login);
-	free(j->user);
-	free(j->maildir);
-	free(j);
-}
-
 /* APOP (RFC 1939 7): MD5(stamp + password) needs the password itself,
- * so only {PLAIN}/{CLEAR} directory entries can use it. */
-static enum dir_result pop3_apop_check(struct pop3_auth_job *j, struct arena *a,
+ * so only {PLAIN}/{CLEAR} directory entries can use it. A login_check_fn
+ * (src/login): runs on the auth pool; secret is the hex digest, stamp the
+ * greeting's timestamp. */
+static enum dir_result pop3_apop_check(struct dir *dir, const char *login, const char *secret,
+				       size_t secret_len, const char *stamp, struct arena *a,
 				       struct dir_user *u)
 {
-	enum dir_result r = dir_user_lookup(j->dir, j->login, a, u);
+	enum dir_result r = dir_user_lookup(dir, login, a, u);
 	if (r != DIR_FOUND)
 		return r;
 	static const char *const schemes[] = { "{PLAIN}", "{CLEAR}", "{CLEARTEXT}" };
@@ -86,32 +61,15 @@ static enum dir_result pop3_apop_check(struct pop3_auth_job *j, struct arena *a,
 	char hex[33];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
-	EVP_DigestUpdate(ctx, j->stamp, strlen(j->stamp));
+	EVP_DigestUpdate(ctx, stamp, strlen(stamp));
 	EVP_DigestUpdate(ctx, pw, strlen(pw));
 	EVP_DigestFinal_ex(ctx, md, NULL);
 	EVP_MD_CTX_free(ctx);
 	for (int i = 0; i < 16; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	bool ok = j->password_len == 32 && CRYPTO_memcmp(hex, j->password, 32) == 0;
+	bool ok = secret_len == 32 && CRYPTO_memcmp(hex, secret, 32) == 0;
 	OPENSSL_cleanse(hex, sizeof(hex));
 	return ok ? DIR_FOUND : DIR_NOTFOUND;
-}
-
-static void pop3_auth_work(void *arg)
-{
-	struct pop3_auth_job *j = arg;
-	struct arena *a = arena_new();
-	struct dir_user u;
-	if (j->stamp[0])
-		j->result = pop3_apop_check(j, a, &u);
-	else
-		j->result = dir_authenticate(j->dir, j->login, j->password, j->password_len, a, &u);
-	if (j->result == DIR_FOUND) {
-		j->user = xstrdup(u.email);
-		j->maildir = xstrdup(u.maildir ? u.maildir : "");
-	}
-	OPENSSL_cleanse(j->password, j->password_len);
-	arena_destroy(&a);
 }
 
 static void pop3_open_work(void *arg)
@@ -178,151 +136,49 @@ static void pop3_open_start(struct pop3_session *s, const char *maildir)
 	pool_submit(s->srv->io_pool, pop3_open_work, pop3_open_done, o);
 }
 
-/* A policy text may start with an SMTP enhanced code ("5.7.8 ..."): POP3
- * has its own codes (RFC 3206), so that part is dropped. */
-static const char *pop3_policy_text(const char *t)
+/* The login's outcome (src/login): the reply, or on to the maildrop. */
+static void pop3_auth_done(struct conn *c, const struct login_outcome *o)
 {
-	if (t[0] >= '2' && t[0] <= '5' && t[1] == '.') {
-		const char *sp = strchr(t, ' ');
-		if (sp != NULL && (size_t)(sp - t) <= 9)
-			return sp + 1;
-	}
-	return t;
-}
-
-static void pop3_auth_finish(struct pop3_session *s, struct pop3_auth_job *j)
-{
+	struct pop3_session *s = c->proto;
 	char q[256];
-	log_quote(q, sizeof(q), j->login, strlen(j->login));
-	if (j->deny[0]) {
-		/* A wrong password still counts for the penalty (smtp_auth.c). */
-		if (j->result == DIR_NOTFOUND)
-			penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
-		pop3_fail(s, "-ERR [AUTH] %s", j->deny);
-	} else if (j->result == DIR_FOUND && j->maildir[0] != '\0') {
-		penalty_success(j->ip);
-		s->auth_user = xstrdup(j->user);
+	s->login = NULL;
+	log_quote(q, sizeof(q), o->login, strlen(o->login));
+	if (o->deny) {
+		log_info(c->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, o->ip);
+		pop3_fail(s, "-ERR [AUTH] %s", o->deny[0] ? login_deny_text(o->deny) : "Authentication refused");
+	} else if (o->result == DIR_FOUND && o->maildir[0] != '\0') {
+		penalty_success(o->ip);
+		s->auth_user = xstrdup(o->user);
 		if (s->ss)
 			script_session_user(s->ss, s->auth_user);
-		pop3_open_start(s, j->maildir);
+		pop3_open_start(s, o->maildir);
 		return;         /* still paused: the open job resumes */
-	} else if (j->result == DIR_TEMPFAIL || j->result == DIR_FOUND) {
-		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
+	} else if (o->result == DIR_TEMPFAIL || o->result == DIR_FOUND) {
+		log_warn(c->sid, "event=auth result=tempfail user=\"%s\"", q);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 	} else {
-		penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=fail user=\"%s\" client=%s", q, j->ip);
+		log_info(c->sid, "event=auth result=fail user=\"%s\" client=%s", q, o->ip);
 		pop3_fail(s, "-ERR [AUTH] Authentication failed");
 	}
-	conn_resume(s->conn);
+	conn_resume(c);
 }
 
-/* The auth policy's verdict (policies/, hook "auth"): deny turns even a
- * right password into -ERR [AUTH]; delay holds the answer. */
-static void pop3_auth_hooked(uint64_t owner, const struct script_result *r)
-{
-	struct conn *c = conn_find(owner);
-	if (c == NULL)
-		return;         /* the session freed its auth_job */
-	struct pop3_session *s = c->proto;
-	struct pop3_auth_job *j = s->auth_job;
-	s->auth_job = NULL;
-	if (r->verdict == SCRIPT_DENY)
-		snprintf(j->deny, sizeof(j->deny), "%s",
-			 r->text[0] ? pop3_policy_text(r->text) : "Authentication refused");
-	if (r->verdict == SCRIPT_DELAY && r->delay > 0) {
-		log_info(c->sid, "event=auth_policy_delay delay_ms=%.0f client=%s", r->delay * 1000, j->ip);
-		j->verified = true;
-		s->auth_job = j;
-		ev_timer_set(&s->auth_delay, r->delay > 300 ? 300 : r->delay, 0.);
-		ev_timer_start(c->loop, &s->auth_delay);
-		return;
-	}
-	pop3_auth_finish(s, j);
-	pop3_auth_job_free(j);
-}
-
-static bool pop3_auth_policy(struct pop3_session *s, struct pop3_auth_job *j)
-{
-	if (s->ss == NULL || !script_set_has(script_session_set(s->ss), "auth"))
-		return false;
-	const char *res = j->result == DIR_FOUND ? "ok" : j->result == DIR_TEMPFAIL ? "tempfail" : "fail";
-	struct script_auth_info ai = {
-		.user = j->login, .mechanism = j->mechanism, .result = res,
-		.failures_ip = penalty_failures(j->ip) + (j->result == DIR_NOTFOUND),
-	};
-	s->auth_job = j;
-	script_call_hook(s->ss, "auth", &ai, pop3_auth_hooked, s->conn->id);
-	return true;
-}
-
-static void pop3_auth_done(void *arg)
-{
-	struct pop3_auth_job *j = arg;
-	struct conn *c = conn_find(j->conn_id);
-	if (c != NULL && pop3_auth_policy(c->proto, j))
-		return;
-	if (c != NULL)
-		pop3_auth_finish(c->proto, j);
-	pop3_auth_job_free(j);
-}
-
-static void pop3_auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents MP_UNUSED)
-{
-	struct pop3_session *s = container_of(w, struct pop3_session, auth_delay);
-	struct pop3_auth_job *j = s->auth_job;
-	ev_timer_stop(loop, w);
-	s->auth_job = NULL;
-	if (j->verified) {
-		pop3_auth_finish(s, j);
-		pop3_auth_job_free(j);
-		return;
-	}
-	pool_submit(s->srv->pool, pop3_auth_work, pop3_auth_done, j);
-}
-
-/* Takes ownership of login and password (malloc'd). */
+/* Takes ownership of login and password (malloc'd); stamp: APOP. */
 static void pop3_auth_start(struct pop3_session *s, char *login, char *password, size_t len,
 			    const char *stamp, const char *mechanism)
 {
-	struct pop3_auth_job *j = xcalloc(1, sizeof(*j));
-	j->conn_id = s->conn->id;
-	j->dir = s->srv->dir;
-	j->login = login;
-	j->password = password;
-	j->password_len = len;
-	snprintf(j->stamp, sizeof(j->stamp), "%s", stamp ? stamp : "");
-	j->mechanism = mechanism;
-	snprintf(j->ip, sizeof(j->ip), "%s", s->conn->peer_ip);
-	conn_pause(s->conn);
-	if (j->dir == NULL) {
-		j->result = DIR_TEMPFAIL;
-		pop3_auth_finish(s, j);
-		pop3_auth_job_free(j);
-		return;
-	}
-	uint32_t delay = penalty_delay_ms(j->ip, s->srv->penalty_max);
-	if (delay == 0) {
-		pool_submit(s->srv->pool, pop3_auth_work, pop3_auth_done, j);
-		return;
-	}
-	log_info(s->conn->sid, "event=auth_penalty delay_ms=%u client=%s", delay, j->ip);
-	s->auth_job = j;
-	ev_timer_set(&s->auth_delay, delay / 1000.0, 0.);
-	ev_timer_start(s->conn->loop, &s->auth_delay);
-}
-
-void pop3_auth_init(struct pop3_session *s)
-{
-	ev_init(&s->auth_delay, pop3_auth_delay_cb);
+	struct login_request rq = {
+		.conn = s->conn, .dir = s->srv->dir, .pool = s->srv->pool, .ss = s->ss,
+		.penalty_max = s->srv->penalty_max, .login = login, .secret = password,
+		.secret_len = len, .mechanism = mechanism,
+		.check = stamp ? pop3_apop_check : NULL, .check_arg = stamp,
+	};
+	s->login = login_start(&rq, pop3_auth_done);
 }
 
 void pop3_auth_cleanup(struct pop3_session *s)
 {
-	ev_timer_stop(s->conn->loop, &s->auth_delay);
-	pop3_auth_job_free(s->auth_job);
-	s->auth_job = NULL;
+	login_cancel(&s->login);
 }
 
 void pop3_make_apop_stamp(struct pop3_session *s)

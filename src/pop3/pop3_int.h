@@ -27,7 +27,7 @@ enum pop3_state {
 };
 
 struct pop3_retr;
-struct pop3_auth_job;
+struct login;
 struct script_session;
 
 struct pop3_session {
@@ -40,9 +40,8 @@ struct pop3_session {
 	char *user;                     /* USER name (malloc'd) */
 	char *auth_user;                /* the authenticated address */
 	char apop_stamp[128];           /* greeting timestamp when APOP is on */
-	struct pop3_auth_job *auth_job; /* waiting out a penalty or the auth hook */
+	struct login *login;            /* a password check in progress (src/login) */
 	struct script_session *ss;      /* Lua policies, NULL if none */
-	ev_timer auth_delay;
 	/* TRANSACTION: the maildrop, owned here unless a job holds it. */
 	struct mailbox *mb;
 	bool *deleted;                  /* per message, until QUIT */
@@ -66,7 +65,6 @@ void pop3_fail(struct pop3_session *s, const char *fmt, ...)
 /* USER/PASS/AUTH allowed now (TLS, or the listener allows plaintext). */
 bool pop3_login_allowed(const struct pop3_session *s);
 
-void pop3_auth_init(struct pop3_session *s);
 void pop3_auth_cleanup(struct pop3_session *s);
 void pop3_auth_line(struct pop3_session *s, struct str line);
 void pop3_make_apop_stamp(struct pop3_session *s);

@@ -238,7 +238,6 @@ static struct pop3_session *pop3_session_new(struct conn *c, const struct pop3_s
 	s->conn = c;
 	s->srv = srv;
 	s->state = POP3_AUTHORIZATION;
-	pop3_auth_init(s);
 	pop3_retr_init(s);
 	return s;
 }

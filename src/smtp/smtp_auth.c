@@ -14,6 +14,7 @@
 #include "core/util.h"
 #include "dir/dir.h"
 #include "dir/penalty.h"
+#include "login/login.h"
 #include "lua/script.h"
 
 #include <openssl/crypto.h>
@@ -24,179 +25,57 @@
 #define SMTP_AUTH_LINE_MAX 12288
 #define SMTP_AUTH_FIELD_MAX 1024
 
-struct smtp_auth_job {
-	uint64_t conn_id;
-	struct dir *dir;
-	char *login;
-	char *password;
-	size_t password_len;
-	char ip[64];
-	enum dir_result result;
-	char *user;             /* stored address on success */
-	const char *mechanism;
-	bool verified;          /* the check ran; a delay now only holds the reply */
-	char deny[SCRIPT_TEXT_MAX];   /* the auth policy refused: this text */
-};
-
 bool smtp_auth_offered(const struct smtp_session *s)
 {
 	return s->srv->auth && s->srv->dir &&
 	       (conn_tls_active(s->conn) || s->srv->plaintext_auth);
 }
 
-static void smtp_auth_job_free(struct smtp_auth_job *j)
+/* The login's outcome (src/login): the reply. */
+static void smtp_auth_done(struct conn *c, const struct login_outcome *o)
 {
-	if (j == NULL)
-		return;
-	if (j->password)
-		OPENSSL_cleanse(j->password, j->password_len);
-	free(j->password);
-	free(j->login);
-	free(j->user);
-	free(j);
-}
-
-static void smtp_auth_work(void *arg)
-{
-	struct smtp_auth_job *j = arg;
-	struct arena *a = arena_new();
-	struct dir_user u;
-	j->result = dir_authenticate(j->dir, j->login, j->password, j->password_len, a, &u);
-	if (j->result == DIR_FOUND)
-		j->user = xstrdup(u.email);
-	OPENSSL_cleanse(j->password, j->password_len);
-	arena_destroy(&a);
-}
-
-static void smtp_auth_finish(struct smtp_session *s, struct smtp_auth_job *j)
-{
+	struct smtp_session *s = c->proto;
 	char q[256];
-	log_quote(q, sizeof(q), j->login, strlen(j->login));
+	s->login = NULL;
+	log_quote(q, sizeof(q), o->login, strlen(o->login));
 	s->auth_step = SMTP_AUTH_NONE;
-	if (j->deny[0]) {
-		/* A wrong password stays a failure for the penalty (and for
-		 * the policy's failures_ip next time) even when the policy
-		 * already refuses: otherwise a client past the policy's limit
-		 * would stop counting and slip back under it. */
-		if (j->result == DIR_NOTFOUND)
-			penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, j->ip);
-		smtp_reply(s, "535 %s", j->deny);
+	if (o->deny) {
+		log_info(c->sid, "event=auth result=denied user=\"%s\" client=%s by=policy", q, o->ip);
+		smtp_reply(s, "535 %s", o->deny[0] ? o->deny : "5.7.8 Authentication refused");
 		smtp_error(s);
-	} else if (j->result == DIR_FOUND) {
-		penalty_success(j->ip);
-		s->auth_user = arena_strdup(s->conn->arena, j->user);
+	} else if (o->result == DIR_FOUND) {
+		penalty_success(o->ip);
+		s->auth_user = arena_strdup(c->arena, o->user);
 		if (s->ss)
 			script_session_user(s->ss, s->auth_user);
-		log_info(s->conn->sid, "event=auth result=ok user=\"%s\"", q);
+		log_info(c->sid, "event=auth result=ok user=\"%s\"", q);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
-	} else if (j->result == DIR_TEMPFAIL) {
-		log_warn(s->conn->sid, "event=auth result=tempfail user=\"%s\"", q);
+	} else if (o->result == DIR_TEMPFAIL) {
+		log_warn(c->sid, "event=auth result=tempfail user=\"%s\"", q);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 	} else {
-		penalty_fail(j->ip);
-		log_info(s->conn->sid, "event=auth result=fail user=\"%s\" client=%s", q, j->ip);
+		log_info(c->sid, "event=auth result=fail user=\"%s\" client=%s", q, o->ip);
 		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
 		smtp_error(s);
 	}
-	conn_resume(s->conn);
+	conn_resume(c);
 }
 
-/* The auth policy's verdict: deny turns even a right password into 535
- * (RFC 4954 6), delay holds the reply (brute force gets slow answers). */
-static void smtp_auth_hooked(uint64_t owner, const struct script_result *r)
-{
-	struct conn *c = conn_find(owner);
-	if (c == NULL)
-		return;
-	struct smtp_session *s = c->proto;
-	struct smtp_auth_job *j = s->auth_job;
-	s->auth_job = NULL;
-	if (r->verdict == SCRIPT_DENY)
-		snprintf(j->deny, sizeof(j->deny), "%s", r->text[0] ? r->text : "5.7.8 Authentication refused");
-	if (r->verdict == SCRIPT_DELAY && r->delay > 0) {
-		log_info(c->sid, "event=auth_policy_delay delay_ms=%.0f client=%s", r->delay * 1000, j->ip);
-		j->verified = true;
-		s->auth_job = j;
-		ev_timer_set(&s->auth_delay, r->delay > 300 ? 300 : r->delay, 0.);
-		ev_timer_start(c->loop, &s->auth_delay);
-		return;
-	}
-	smtp_auth_finish(s, j);
-	smtp_auth_job_free(j);
-}
-
-static void smtp_auth_policy(struct smtp_session *s, struct smtp_auth_job *j)
-{
-	const char *res = j->result == DIR_FOUND ? "ok" : j->result == DIR_TEMPFAIL ? "tempfail" : "fail";
-	uint32_t fails = penalty_failures(j->ip) + (j->result == DIR_NOTFOUND);
-	struct script_auth_info ai = { .user = j->login, .mechanism = j->mechanism, .result = res,
-				       .failures_ip = fails };
-	s->auth_job = j;
-	script_call_hook(s->ss, "auth", &ai, smtp_auth_hooked, s->conn->id);
-}
-
-static void smtp_auth_done(void *arg)
-{
-	struct smtp_auth_job *j = arg;
-	struct conn *c = conn_find(j->conn_id);
-	if (c != NULL && smtp_policy_has(c->proto, "auth")) {
-		smtp_auth_policy(c->proto, j);
-		return;
-	}
-	if (c != NULL)
-		smtp_auth_finish(c->proto, j);
-	smtp_auth_job_free(j);
-}
-
-static void smtp_auth_delay_cb(struct ev_loop *loop, ev_timer *w, int revents MP_UNUSED)
-{
-	struct smtp_session *s = container_of(w, struct smtp_session, auth_delay);
-	struct smtp_auth_job *j = s->auth_job;
-	ev_timer_stop(loop, w);
-	s->auth_job = NULL;
-	if (j->verified) {
-		smtp_auth_finish(s, j);
-		smtp_auth_job_free(j);
-		return;
-	}
-	pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
-}
-
-/* Takes ownership of login/password (malloc'd). */
+/* Takes ownership of login and password (malloc'd). */
 static void smtp_auth_start(struct smtp_session *s, char *login, char *password, size_t len)
 {
-	struct smtp_auth_job *j = xcalloc(1, sizeof(*j));
-	j->conn_id = s->conn->id;
-	j->dir = s->srv->dir;
-	j->login = login;
-	j->password = password;
-	j->password_len = len;
-	snprintf(j->ip, sizeof(j->ip), "%s", s->conn->peer_ip);
-	j->mechanism = s->auth_step == SMTP_AUTH_LOGIN_PASS ? "LOGIN" : "PLAIN";
+	struct login_request rq = {
+		.conn = s->conn, .dir = s->srv->dir, .pool = s->srv->pool, .ss = s->ss,
+		.penalty_max = s->srv->penalty_max, .login = login, .secret = password,
+		.secret_len = len, .mechanism = s->auth_step == SMTP_AUTH_LOGIN_PASS ? "LOGIN" : "PLAIN",
+	};
 	s->auth_step = SMTP_AUTH_VERIFYING;
-	conn_pause(s->conn);
-	uint32_t delay = penalty_delay_ms(j->ip, s->srv->penalty_max);
-	if (delay == 0) {
-		pool_submit(s->srv->pool, smtp_auth_work, smtp_auth_done, j);
-		return;
-	}
-	log_info(s->conn->sid, "event=auth_penalty delay_ms=%u client=%s", delay, j->ip);
-	s->auth_job = j;
-	ev_timer_set(&s->auth_delay, delay / 1000.0, 0.);
-	ev_timer_start(s->conn->loop, &s->auth_delay);
-}
-
-void smtp_auth_init(struct smtp_session *s)
-{
-	ev_init(&s->auth_delay, smtp_auth_delay_cb);
+	s->login = login_start(&rq, smtp_auth_done);
 }
 
 void smtp_auth_cleanup(struct smtp_session *s)
 {
-	ev_timer_stop(s->conn->loop, &s->auth_delay);
-	smtp_auth_job_free(s->auth_job);
-	s->auth_job = NULL;
+	login_cancel(&s->login);
 	if (s->auth_login)
 		OPENSSL_cleanse(s->auth_login, strlen(s->auth_login));
 	free(s->auth_login);

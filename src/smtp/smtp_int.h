@@ -14,7 +14,7 @@
 #include "store/store.h"
 
 struct conn;
-struct smtp_auth_job;
+struct login;
 struct smtp_rcpt_job;
 struct smtp_dlv_job;
 struct script_result;
@@ -74,8 +74,7 @@ struct smtp_session {
 	enum smtp_auth_step auth_step;
 	char *auth_login;              /* LOGIN username between the steps */
 	char *auth_user;               /* authenticated address, or NULL */
-	struct smtp_auth_job *auth_job;   /* delayed by the penalty, not submitted */
-	ev_timer auth_delay;
+	struct login *login;            /* a password check in progress (src/login) */
 	/* Lua (smtp_session.c connect/helo, smtp_txn.c mail/route/rcpt_to,
 	 * smtp_deliver.c message, smtp_auth.c auth); NULL without scripts. */
 	struct script_session *ss;
@@ -97,7 +96,6 @@ bool smtp_auth_offered(const struct smtp_session *s);
 void smtp_cmd_auth(struct smtp_session *s, struct str args);
 /* A line while an AUTH exchange waits for a client response. */
 void smtp_auth_line(struct smtp_session *s, struct str line);
-void smtp_auth_init(struct smtp_session *s);
 
 /* Transaction (smtp_txn.c). */
 void smtp_cmd_mail(struct smtp_session *s, struct str args);

@@ -384,7 +384,6 @@ static struct smtp_session *smtp_session_new(struct conn *c, const struct smtp_s
 	s->conn = c;
 	s->srv = srv;
 	s->txn.spool.fd = -1;
-	smtp_auth_init(s);
 	return s;
 }
 
