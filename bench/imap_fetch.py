@@ -2,10 +2,8 @@
 """IMAP select/headers/bodies timings, moonpost vs Dovecot: see imap-fetch.sh."""
 import os
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,49 +11,12 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "t", "lib"))
 
+import dovecot as dvlib  # noqa: E402
 import mpd  # noqa: E402
 
 N = int(os.environ.get("N", "2000"))
 SIZE = int(os.environ.get("SIZE", "4096"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-DOVECOT = "/usr/sbin/dovecot"
-
-DCONF = """\
-base_dir = {dir}/run
-state_dir = {dir}/state
-log_path = {dir}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
-first_valid_uid = 0
-mail_location = maildir:{maildir}
-namespace inbox {{
-  inbox = yes
-  separator = .
-}}
-passdb {{
-  driver = passwd-file
-  args = {dir}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=8 gid=8 home={dir}/home
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-"""
-
 
 def make_maildir(md):
     for d in ("cur", "new", "tmp"):
@@ -152,38 +113,12 @@ def moonpost(work, md):
 
 
 def dovecot(work, md):
-    ddir = tempfile.mkdtemp(prefix="dovecot-", dir="/tmp")
-    os.chmod(ddir, 0o755)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    for root, dirs, files in os.walk(md):
-        for n in dirs + files:
-            os.lchown(os.path.join(root, n), 8, 8)
-    os.chown(md, 8, 8)
-    with open(os.path.join(ddir, "passwd"), "w") as f:
-        f.write("john@example.org:{PLAIN}secret\n")
-    conf = os.path.join(ddir, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DCONF.format(dir=ddir, maildir=md, port=port))
-    p = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return session(port)
-    finally:
-        os.killpg(p.pid, signal.SIGTERM)
-        p.wait(timeout=10)
-        shutil.rmtree(ddir, ignore_errors=True)
+    with dvlib.Dovecot(md, "john@example.org", "{PLAIN}secret", protocol="imap") as dv:
+        return session(dv.port)
 
 
 def main():
-    if not os.path.exists("/usr/lib/dovecot/imap"):
+    if not dvlib.available("imap"):
         sys.exit("dovecot-imapd is not installed")
     work = tempfile.mkdtemp(prefix="imapbench-", dir="/tmp")
     os.chmod(work, 0o755)

@@ -7,119 +7,22 @@
 import imaplib
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
+import dovecot  # noqa: E402
 import mpd  # noqa: E402
 import tap  # noqa: E402
 
-DOVECOT = "/usr/sbin/dovecot"
-if not (os.access(DOVECOT, os.X_OK) and os.path.exists("/usr/lib/dovecot/imap")):
+if not dovecot.available("imap"):
     tap.skip_all("dovecot-imapd is not installed (tools/deps.sh test installs it)")
 if os.geteuid() != 0:
     tap.skip_all("needs root: Dovecot serves the Maildir as another user")
 mpd.require_binary()
 CLI = os.path.join(os.path.dirname(mpd.binary()), "moonpost")
-
-CONF = """\
-base_dir = {dir}/run
-state_dir = {dir}/state
-log_path = {dir}/dovecot.log
-info_log_path = {dir}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
-first_valid_uid = 0
-mail_location = maildir:{maildir}
-namespace inbox {{
-  inbox = yes
-  separator = .
-}}
-passdb {{
-  driver = passwd-file
-  args = {dir}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=8 gid=8 home={dir}/home
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service stats {{
-  unix_listener stats-reader {{
-    mode = 0666
-  }}
-  unix_listener stats-writer {{
-    mode = 0666
-  }}
-}}
-"""
-
-
-class Dovecot:
-    """A private Dovecot imap on the Maildir (chown'd to the "mail" user)."""
-
-    def __init__(self, maildir):
-        self.dir = tempfile.mkdtemp(prefix="dovecot-", dir="/tmp")
-        os.chmod(self.dir, 0o755)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        for root, dirs, files in os.walk(maildir):
-            for n in dirs + files:
-                os.lchown(os.path.join(root, n), 8, 8)
-        os.chown(maildir, 8, 8)
-        with open(os.path.join(self.dir, "passwd"), "w") as f:
-            f.write("john@example.org:{PLAIN}secret\n")
-        conf = os.path.join(self.dir, "dovecot.conf")
-        with open(conf, "w") as f:
-            f.write(CONF.format(dir=self.dir, maildir=maildir, port=self.port))
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("dovecot did not start")
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def put(md, content, n):
     for d in ("cur", "new", "tmp"):
@@ -182,7 +85,7 @@ def main():
         ours = {f: state(m, f) for f in ("INBOX", "Sent", "Work.Projects")}
         tap.ok("$forwarded" in ours["INBOX"][1][1][0], "moonpost kept the keyword", ours["INBOX"])
         m.logout()
-        dv = Dovecot(md)
+        dv = dovecot.Dovecot(md, "john@example.org", "{PLAIN}secret", protocol="imap")
         m = imaplib.IMAP4("127.0.0.1", dv.port)
         m.login("john@example.org", "secret")
         for f, st in ours.items():

@@ -1,9 +1,10 @@
-"""A private Dovecot POP3 server for comparison tests and benchmarks.
+"""A private Dovecot POP3 or IMAP server for comparison tests and benchmarks.
 
 Runs /usr/sbin/dovecot -F with its own config in a temp dir (base_dir,
 state, log), one user whose mail is a given Maildir, passwords in a
-passwd-file with the same scheme string moonpost's directory holds. Only
-pop3 is served, on a free loopback port, plaintext allowed (loopback).
+passwd-file with the same scheme string moonpost's directory holds. One
+protocol ("pop3" or "imap") is served, on a free loopback port, plaintext
+allowed (loopback); IMAP folders use Maildir++'s "." separator.
 
     with dovecot.Dovecot(maildir, "john@example.org", "{PLAIN}secret") as dv:
         p = poplib.POP3("127.0.0.1", dv.port)
@@ -20,8 +21,8 @@ import time
 DOVECOT = "/usr/sbin/dovecot"
 
 
-def available():
-    return os.access(DOVECOT, os.X_OK) and os.path.exists("/usr/lib/dovecot/pop3")
+def available(protocol="pop3"):
+    return os.access(DOVECOT, os.X_OK) and os.path.exists("/usr/lib/dovecot/" + protocol)
 
 
 def _free_port():
@@ -35,7 +36,7 @@ base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
-protocols = pop3
+protocols = {proto}
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -45,6 +46,10 @@ default_internal_user = dovecot
 first_valid_uid = 0
 mail_location = maildir:{maildir}
 pop3_uidl_format = %08Xu%08Xv
+namespace inbox {{
+  inbox = yes
+  separator = .
+}}
 passdb {{
   driver = passwd-file
   args = {dir}/passwd
@@ -53,12 +58,12 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={dir}/home
 }}
-service pop3-login {{
-  inet_listener pop3 {{
+service {proto}-login {{
+  inet_listener {proto} {{
     address = 127.0.0.1
     port = {port}
   }}
-  inet_listener pop3s {{
+  inet_listener {proto}s {{
     port = 0
   }}
 }}
@@ -74,7 +79,9 @@ service stats {{
 
 
 class Dovecot:
-    def __init__(self, maildir, user, password_hash, extra=""):
+    GREETING = {"pop3": b"+OK", "imap": b"* OK"}
+
+    def __init__(self, maildir, user, password_hash, extra="", protocol="pop3"):
         self.dir = tempfile.mkdtemp(prefix="dovecot-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.port = _free_port()
@@ -92,7 +99,7 @@ class Dovecot:
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write(CONF.format(dir=self.dir, maildir=os.path.abspath(maildir),
-                                uid=uid, gid=gid, port=self.port) + extra)
+                                uid=uid, gid=gid, port=self.port, proto=protocol) + extra)
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
@@ -100,7 +107,7 @@ class Dovecot:
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(100).startswith(b"+OK"):
+                    if s.recv(100).startswith(self.GREETING[protocol]):
                         break
             except OSError:
                 pass
