@@ -212,6 +212,11 @@ def load(site, rcpt, total, kills, keep, n_acct, acct_limit, timeout, label):
                                          len(runs), log_path, deadline)
             acked += qids
             runs.append((rc, len(qids), fatal))
+        # Every threshold is crossed by now, but the last kill needs a live
+        # worker: after quick kills both slots may still be in the parent's
+        # restart backoff while a fast (-d) run ends. Let the killer catch up.
+        mpd.poll(lambda: not killer.thresholds or killer.error is not None or not killer.is_alive(),
+                 min(15, max(0, deadline + 15 - time.monotonic())))
     finally:
         stop.set()
         for t in [killer] + accts:
