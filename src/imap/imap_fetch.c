@@ -8,7 +8,10 @@
  * loop blocks), so a large FETCH never piles up in memory. Files are stored with LF line ends and sent
  * with CRLF; RFC822.SIZE is the exact CRLF size (W= in the file name or
  * the uidlist). A non-PEEK body section sets \Seen (RFC 3501 6.4.5) and
- * the FETCH response then carries FLAGS. A message whose file vanished
+ * the FETCH response then carries FLAGS. INTERNALDATE, ENVELOPE, BODY
+ * and BODYSTRUCTURE come from the folder cache (imap_cache.c), filled from
+ * one parse on a miss; UID, FLAGS and RFC822.SIZE come from the session's
+ * snapshot: only body sections open the file. A message whose file vanished
  * under the FETCH is left out and the command answers NO [EXPUNGEISSUED]
  * (RFC 5530). */
 #include "imap_int.h"
@@ -53,6 +56,9 @@ struct imap_fetch_job {
 	size_t n, next;         /* messages, the next one to do */
 	size_t gone;
 	struct buf out;
+	struct mcache *cache;   /* the selected folder's, held while the job runs */
+	struct imap_cache_fill fill;    /* a record built from a parse */
+	struct buf data;        /* the message being sent */
 };
 
 static void imap_fetch_job_free(struct imap_fetch_job *j)
@@ -68,6 +74,9 @@ static void imap_fetch_job_free(struct imap_fetch_job *j)
 	imap_keywords_free(&j->kw);
 	imap_fetch_free(&j->f);
 	buf_free(&j->out);
+	mcache_free(&j->cache);
+	imap_cache_fill_free(&j->fill);
+	buf_free(&j->data);
 	free(j);
 }
 
@@ -143,9 +152,10 @@ static bool imap_fetch_whole(const struct imap_section *sec)
 	return sec->kind == IMAP_SEC_ALL && sec->nparts == 0;
 }
 
-static void imap_fetch_parsed(struct imap_fetch_job *j, const struct buf *data, struct buf *items)
+/* The body sections; whole-message ones need no parse. */
+static void imap_fetch_sections(struct imap_fetch_job *j, const struct buf *data, struct buf *items)
 {
-	bool parse = j->f.attrs & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE);
+	bool parse = false;
 	for (size_t i = 0; i < j->f.nsecs && !parse; i++)
 		parse = !imap_fetch_whole(&j->f.secs[i]);
 	if (!parse) {
@@ -156,33 +166,51 @@ static void imap_fetch_parsed(struct imap_fetch_job *j, const struct buf *data, 
 	struct arena *a = arena_new();
 	struct mime_message mm;
 	mime_parse(a, buf_ptr(data), data->len, NULL, &mm);
-	if (j->f.attrs & IMAP_FETCH_ENVELOPE) {
-		buf_append_str(items, " ENVELOPE ");
-		imap_envelope(items, a, &mm.root->hdr);
-	}
-	if (j->f.attrs & IMAP_FETCH_BODY) {
-		buf_append_str(items, " BODY ");
-		imap_bodystructure(items, a, &mm, false);
-	}
-	if (j->f.attrs & IMAP_FETCH_BODYSTRUCTURE) {
-		buf_append_str(items, " BODYSTRUCTURE ");
-		imap_bodystructure(items, a, &mm, true);
-	}
 	for (size_t i = 0; i < j->f.nsecs; i++)
 		imap_fetch_section(items, &j->f.secs[i], &mm, data);
 	arena_destroy(&a);
 }
 
+#define IMAP_FETCH_META (IMAP_FETCH_INTERNALDATE | IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY | \
+			 IMAP_FETCH_BODYSTRUCTURE)
+
+/* What the message needs beyond its name: the cache record (from the
+ * cache, or built from the file and queued for it) and the file's bytes
+ * when a section is asked for. 0, or -1 when the message is gone. */
+static int imap_fetch_load(struct imap_fetch_job *j, struct imap_fetch_msg *m, struct mcache_rec *rec)
+{
+	bool meta = j->f.attrs & IMAP_FETCH_META;
+	bool hit = meta && j->cache != NULL && mcache_get(j->cache, m->uid, rec) && imap_cache_complete(rec);
+	buf_clear(&j->data);
+	if ((!meta || hit) && j->f.nsecs == 0)
+		return 0;
+	time_t mtime;
+	if (imap_fetch_read(j->root, m, &j->data, &mtime) < 0)
+		return -1;
+	if (meta && !hit) {
+		imap_cache_fill(&j->fill, m->uid, mtime, buf_ptr(&j->data), j->data.len);
+		*rec = j->fill.rec;
+		if (j->cache != NULL)
+			mcache_put(j->cache, rec);
+	}
+	return 0;
+}
+
+static void imap_fetch_field(struct buf *items, const char *name, const struct mcache_rec *rec,
+			     enum mcache_field f)
+{
+	buf_append_str(items, name);
+	buf_append(items, rec->field[f], rec->field_len[f]);
+}
+
 /* One message's response; every item is written with a leading space. */
 static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 {
-	struct buf data = { 0 };
 	struct buf *items = &j->out;
-	time_t mtime;
-	if (imap_fetch_read(j->root, m, &data, &mtime) < 0) {
+	struct mcache_rec rec;
+	if (imap_fetch_load(j, m, &rec) < 0) {
 		m->gone = errno == ENOENT;
 		j->gone++;
-		buf_free(&data);
 		return;
 	}
 	const char *info = strstr(m->file, ":2,");
@@ -203,25 +231,34 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 	}
 	if (attrs & IMAP_FETCH_INTERNALDATE) {
 		buf_append_str(items, " ");
-		imap_fetch_date(items, mtime);
+		imap_fetch_date(items, (time_t)rec.internal);
 	}
 	if (attrs & IMAP_FETCH_RFC822_SIZE)
 		buf_printf(items, " RFC822.SIZE %llu", (unsigned long long)m->vsize);
-	if (attrs & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE) || j->f.nsecs)
-		imap_fetch_parsed(j, &data, items);
+	if (attrs & IMAP_FETCH_ENVELOPE)
+		imap_fetch_field(items, " ENVELOPE ", &rec, MCACHE_ENVELOPE);
+	if (attrs & IMAP_FETCH_BODY)
+		imap_fetch_field(items, " BODY ", &rec, MCACHE_BODY);
+	if (attrs & IMAP_FETCH_BODYSTRUCTURE)
+		imap_fetch_field(items, " BODYSTRUCTURE ", &rec, MCACHE_BODYSTRUCTURE);
+	if (j->f.nsecs)
+		imap_fetch_sections(j, &j->data, items);
 	if (j->out.len == open)
 		buf_append_str(&j->out, "(");
 	else
 		j->out.data[j->out.off + open] = '(';
 	buf_append_str(&j->out, ")\r\n");
-	buf_free(&data);
 }
 
 static void imap_fetch_work(void *arg)
 {
 	struct imap_fetch_job *j = arg;
+	if (j->cache != NULL && j->next == 0)
+		mcache_refresh(j->cache);       /* what other sessions cached */
 	while (j->next < j->n && j->out.len < IMAP_FETCH_BATCH)
 		imap_fetch_one(j, &j->msgs[j->next++]);
+	if (j->cache != NULL)
+		mcache_flush(j->cache);
 	if (j->next == j->n) {
 		if (j->gone)
 			buf_printf(&j->out, "%s NO [EXPUNGEISSUED] Some messages were expunged.\r\n", j->tag);
@@ -273,6 +310,10 @@ static void imap_fetch_done(void *arg)
 		imap_flush(s);
 		imap_fetch_continue(s, j);
 		return;
+	}
+	if (s->sel != NULL && s->sel->cache == NULL) {
+		s->sel->cache = j->cache;       /* back to the session */
+		j->cache = NULL;
 	}
 	imap_fetch_job_free(j);
 	imap_resume(s);
@@ -356,6 +397,10 @@ void imap_fetch_run(struct imap_session *s, const struct imap_arg *args, size_t 
 	j->set_seen = f.sets_seen && !s->sel->readonly;
 	j->f = f;
 	imap_keywords_copy(&j->kw, &s->sel->kw);
+	if (f.attrs & IMAP_FETCH_META) {
+		j->cache = s->sel->cache;       /* the job's until it completes */
+		s->sel->cache = NULL;
+	}
 	j->msgs = xcalloc(n ? n : 1, sizeof(*j->msgs));
 	j->n = n;
 	for (size_t i = 0; i < n; i++) {

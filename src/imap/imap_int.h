@@ -24,8 +24,10 @@
 
 #include "imap.h"
 #include "imap_keywords.h"
+#include "store/mcache.h"
 
 #include <ev.h>
+#include <time.h>
 
 /* RFC 3501 3: the connection states (LOGOUT is just closing). */
 enum imap_state {
@@ -52,6 +54,7 @@ struct imap_selected {
 	char *name;
 	bool readonly;
 	struct imap_keywords kw;        /* the folder's dovecot-keywords */
+	struct mcache *cache;           /* NULL: none, or a FETCH/SEARCH job has it */
 };
 
 /* NULL-safe; sets *selp = NULL. */
@@ -137,6 +140,18 @@ void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t
 /* COPY / MOVE / UID COPY / UID MOVE. */
 void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid,
 		   bool move);
+
+/* imap_cache.c: the folder cache's records (pool threads). */
+struct imap_cache_fill {
+	struct buf env, body, bs;
+	struct mcache_rec rec;          /* points into the bufs */
+};
+/* Parses a message and fills f (reused between messages). */
+void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
+		     size_t len);
+void imap_cache_fill_free(struct imap_cache_fill *f);
+/* Has every field IMAP caches (a record of an older writer may not). */
+bool imap_cache_complete(const struct mcache_rec *r);
 
 /* imap_sync.c: NOOP/CHECK sync (answers done_text), IDLE. */
 void imap_sync_cmd(struct imap_session *s, const char *done_text);

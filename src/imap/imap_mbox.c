@@ -67,6 +67,7 @@ void imap_selected_free(struct imap_selected **selp)
 	if (sel == NULL)
 		return;
 	imap_keywords_free(&sel->kw);
+	mcache_free(&sel->cache);
 	mailbox_free(&sel->mb);
 	free(sel->name);
 	free(sel);
@@ -625,6 +626,21 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t
 	imap_job_submit(s, j);
 }
 
+/* The folder cache, compacted when expunged messages fill most of it;
+ * NULL when it cannot be had (FETCH then reads the messages). */
+static struct mcache *imap_cache_open(const struct mailbox *mb)
+{
+	struct mcache *mc;
+	if (mcache_open(mb->root, mb->hdr.uidvalidity, &mc) < 0)
+		return NULL;
+	uint32_t *uids = xcalloc(mb->count ? mb->count : 1, sizeof(*uids));
+	for (size_t i = 0; i < mb->count; i++)
+		uids[i] = mb->msgs[i].uid;
+	mcache_compact(mc, uids, mb->count);
+	free(uids);
+	return mc;
+}
+
 static void imap_select_work(struct imap_job *j)
 {
 	bool ro = j->flag;
@@ -659,6 +675,7 @@ static void imap_select_work(struct imap_job *j)
 	j->sel->name = xstrdup(j->name);
 	j->sel->readonly = ro;
 	j->sel->kw = kw;
+	j->sel->cache = imap_cache_open(mb);
 }
 
 static void imap_select_cmd(struct imap_session *s, const struct imap_arg *args, size_t nargs,

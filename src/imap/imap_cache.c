@@ -1,0 +1,66 @@
+/* imap_cache.c - what the folder cache (store/mcache.h) holds for IMAP:
+ * ENVELOPE, BODY and BODYSTRUCTURE as they are sent, the internal date and
+ * the sent date (SEARCH SENT*, later SORT). Built from one parse of the
+ * message when a FETCH or SEARCH first needs it; afterwards a FETCH of
+ * these items opens no message file at all (what lets a 10,000-message
+ * folder list fast, as Dovecot's dovecot.index.cache does). Runs on pool
+ * threads. */
+#include "imap_int.h"
+#include "core/arena.h"
+#include "mime/mime.h"
+
+#include <string.h>
+
+void imap_cache_fill_free(struct imap_cache_fill *f)
+{
+	buf_free(&f->env);
+	buf_free(&f->body);
+	buf_free(&f->bs);
+	memset(f, 0, sizeof(*f));
+}
+
+/* RFC 3501 6.4.4 SENT*: the Date: header's day in its own zone; a
+ * message without a usable Date: counts by its internal date (as
+ * Dovecot does). */
+static int64_t imap_cache_sent(const struct mime_headers *h, time_t internal)
+{
+	struct mime_date d;
+	const struct mime_header *date = mime_headers_get(h, "Date");
+	if (date == NULL || mime_date_parse(date->value, &d) < 0)
+		return (int64_t)internal;
+	return (int64_t)d.t + (int64_t)d.tz_min * 60;
+}
+
+static void imap_cache_field(struct mcache_rec *r, enum mcache_field id, const struct buf *b)
+{
+	r->field[id] = buf_ptr(b);
+	r->field_len[id] = (uint32_t)b->len;
+}
+
+void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
+		     size_t len)
+{
+	struct arena *a = arena_new();
+	struct mime_message mm;
+	mime_parse(a, data, len, NULL, &mm);
+	buf_clear(&f->env);
+	buf_clear(&f->body);
+	buf_clear(&f->bs);
+	imap_envelope(&f->env, a, &mm.root->hdr);
+	imap_bodystructure(&f->body, a, &mm, false);
+	imap_bodystructure(&f->bs, a, &mm, true);
+	memset(&f->rec, 0, sizeof(f->rec));
+	f->rec.uid = uid;
+	f->rec.internal = (int64_t)internal;
+	f->rec.sent = imap_cache_sent(&mm.root->hdr, internal);
+	imap_cache_field(&f->rec, MCACHE_ENVELOPE, &f->env);
+	imap_cache_field(&f->rec, MCACHE_BODY, &f->body);
+	imap_cache_field(&f->rec, MCACHE_BODYSTRUCTURE, &f->bs);
+	arena_destroy(&a);
+}
+
+bool imap_cache_complete(const struct mcache_rec *r)
+{
+	return r->field[MCACHE_ENVELOPE] != NULL && r->field[MCACHE_BODY] != NULL &&
+	       r->field[MCACHE_BODYSTRUCTURE] != NULL;
+}
