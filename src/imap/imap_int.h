@@ -153,6 +153,15 @@ void imap_cache_fill_free(struct imap_cache_fill *f);
 /* Has every field IMAP caches (a record of an older writer may not). */
 bool imap_cache_complete(const struct mcache_rec *r);
 
+/* imap_search_text.c: SEARCH string matching (pure). */
+/* Appends s folded to lower case (ASCII, Latin-1, Latin Extended-A,
+ * Greek, Cyrillic): both sides of a match are folded. */
+void imap_fold(struct buf *out, const char *s, size_t len);
+/* Appends the folded text SEARCH matches: the header fields (raw and RFC
+ * 2047 decoded, attached messages' too) to hdr, the decoded text parts to
+ * body. */
+void imap_search_text(struct buf *hdr, struct buf *body, const char *msg, size_t len);
+
 /* imap_sync.c: NOOP/CHECK sync (answers done_text), IDLE. */
 void imap_sync_cmd(struct imap_session *s, const char *done_text);
 void imap_idle_init(struct imap_session *s);

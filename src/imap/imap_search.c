@@ -2,10 +2,11 @@
  *
  * The keys are parsed on the loop into a tree; the messages are matched on
  * the I/O pool, reading a file only when a key needs its header or body.
- * Strings match as ASCII case-insensitive substrings (RFC 3501 6.4.4);
- * header values are matched after RFC 2047 decoding, bodies as stored.
- * Dates compare days: BEFORE/ON/SINCE the internal date (the file's
- * mtime, UTC), SENT* the Date header in its own zone. CHARSET may be
+ * Strings match as case-insensitive substrings (RFC 3501 6.4.4) of the
+ * decoded text (imap_search_text.c). Dates compare days: BEFORE/ON/SINCE
+ * the internal date (the file's mtime, UTC), SENT* the Date header in its
+ * own zone; both come from the folder cache when it has the message, so
+ * date searches open no file. CHARSET may be
  * US-ASCII or UTF-8 (else NO [BADCHARSET]). */
 #include "imap_int.h"
 #include "core/arena.h"
@@ -61,6 +62,7 @@ struct imap_search_job {
 	size_t n;
 	uint32_t max_uid, count;
 	struct buf out;
+	struct mcache *cache;   /* the selected folder's, held while the job runs */
 };
 
 /* What one message offers, loaded when a key asks. */
@@ -72,7 +74,11 @@ struct imap_search_ctx {
 	time_t mtime;
 	struct arena *a;
 	struct mime_headers hdr;
-	size_t body_offset;
+	bool texted;            /* fhdr and fbody are made */
+	struct buf fhdr, fbody; /* folded text (imap_search_text.c) */
+	struct buf tmp;
+	bool cached;            /* rec holds the folder cache's record */
+	struct mcache_rec rec;
 };
 
 static void imap_skey_free(struct imap_skey *k)
@@ -174,6 +180,16 @@ static struct imap_skey *imap_search_keys(const struct imap_arg *a, size_t n, un
 }
 
 /* A key with one string argument (a[0] the name). */
+/* Key strings are folded once here; the text they meet is folded too. */
+static char *imap_search_folded(struct str v)
+{
+	struct buf b = { 0 };
+	imap_fold(&b, v.p, v.len);
+	char *r = xstrndup(buf_ptr(&b), b.len);
+	buf_free(&b);
+	return r;
+}
+
 static struct imap_skey *imap_search_string_key(const struct imap_arg *a, size_t n, size_t *used,
 						size_t k)
 {
@@ -181,7 +197,7 @@ static struct imap_skey *imap_search_string_key(const struct imap_arg *a, size_t
 	if (n < 2 || !imap_arg_astring(&a[1], &v))
 		return NULL;
 	struct imap_skey *key = imap_skey_new(imap_string_keys[k].type);
-	key->value = xstrndup(v.p, v.len);
+	key->value = imap_search_folded(v);
 	if (imap_string_keys[k].field)
 		key->field = xstrdup(imap_string_keys[k].field);
 	*used = 2;
@@ -243,7 +259,7 @@ static struct imap_skey *imap_search_header_key(const struct imap_arg *a, size_t
 		return NULL;
 	struct imap_skey *key = imap_skey_new(SK_HEADER);
 	key->field = xstrndup(f.p, f.len);
-	key->value = xstrndup(v.p, v.len);
+	key->value = imap_search_folded(v);
 	*used = 3;
 	return key;
 }
@@ -332,15 +348,9 @@ static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, siz
 
 /* --- matching (pool thread) --- */
 
-static bool imap_ci_contains(struct str hay, const char *needle)
+static bool imap_search_has(const struct buf *hay, const char *needle)
 {
-	size_t nl = strlen(needle);
-	if (nl == 0)
-		return true;
-	for (size_t i = 0; i + nl <= hay.len; i++)
-		if (strncasecmp(hay.p + i, needle, nl) == 0)
-			return true;
-	return false;
+	return needle[0] == '\0' || memmem(buf_ptr(hay), hay->len, needle, strlen(needle)) != NULL;
 }
 
 static int imap_search_load(struct imap_search_ctx *c, bool content)
@@ -364,7 +374,6 @@ static int imap_search_load(struct imap_search_ctx *c, bool content)
 		}
 		c->a = arena_new();
 		mime_headers_parse(c->a, buf_ptr(&c->data), 0, c->data.len, NULL, &c->hdr);
-		c->body_offset = c->hdr.body_offset;
 		c->loaded = true;
 	}
 	close(fd);
@@ -378,7 +387,10 @@ static bool imap_search_header(struct imap_search_ctx *c, const char *field, con
 	for (const struct mime_header *h = NULL; (h = mime_headers_next(&c->hdr, field, h)) != NULL;) {
 		if (value[0] == '\0')
 			return true;    /* RFC 3501: HEADER f "" = has the field */
-		if (imap_ci_contains(mime_2047_decode(c->a, h->value, NULL), value))
+		struct str v = mime_2047_decode(c->a, h->value, NULL);
+		buf_clear(&c->tmp);
+		imap_fold(&c->tmp, v.p, v.len);
+		if (imap_search_has(&c->tmp, value))
 			return true;
 	}
 	return false;
@@ -393,6 +405,8 @@ static bool imap_search_has_flag(const struct imap_search_msg *m, char letter)
 static uint64_t imap_search_sent_day(struct imap_search_ctx *c)
 {
 	struct mime_date d;
+	if (c->cached)
+		return (uint64_t)(c->rec.sent / 86400);
 	if (imap_search_load(c, true) < 0 || !c->loaded)
 		return 0;
 	const struct mime_header *h = mime_headers_get(&c->hdr, "Date");
@@ -434,15 +448,18 @@ static bool imap_search_match(struct imap_search_ctx *c, const struct imap_skey 
 	case SK_TEXT:
 		if (imap_search_load(c, true) < 0 || !c->loaded)
 			return false;
-		return imap_ci_contains(k->type == SK_TEXT ? (struct str){ buf_ptr(&c->data), c->data.len } :
-					(struct str){ buf_ptr(&c->data) + c->body_offset,
-						      c->data.len - c->body_offset }, k->value);
+		if (!c->texted) {
+			imap_search_text(&c->fhdr, &c->fbody, buf_ptr(&c->data), c->data.len);
+			c->texted = true;
+		}
+		return imap_search_has(&c->fbody, k->value) ||
+		       (k->type == SK_TEXT && imap_search_has(&c->fhdr, k->value));
 	case SK_BEFORE:
 	case SK_ON:
 	case SK_SINCE: {
-		if (imap_search_load(c, false) < 0)
+		if (!c->cached && imap_search_load(c, false) < 0)
 			return false;
-		uint64_t day = (uint64_t)(c->mtime / 86400);
+		uint64_t day = (uint64_t)((c->cached ? (time_t)c->rec.internal : c->mtime) / 86400);
 		return k->type == SK_BEFORE ? day < k->num : k->type == SK_ON ? day == k->num : day >= k->num;
 	}
 	case SK_SENTBEFORE:
@@ -468,13 +485,24 @@ static void imap_search_work(void *arg)
 {
 	struct imap_search_job *j = arg;
 	buf_append_str(&j->out, "* SEARCH");
+	if (j->cache != NULL)
+		mcache_refresh(j->cache);
+	struct imap_search_ctx c = { .j = j };
 	for (size_t i = 0; i < j->n; i++) {
-		struct imap_search_ctx c = { .j = j, .m = &j->msgs[i] };
+		c.m = &j->msgs[i];
+		c.loaded = c.statted = c.texted = false;
+		c.cached = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
 		if (imap_search_match(&c, j->key))
 			buf_printf(&j->out, " %u", j->uid_cmd ? j->msgs[i].uid : (uint32_t)(j->msgs[i].index + 1));
-		buf_free(&c.data);
+		buf_clear(&c.data);
+		buf_clear(&c.fhdr);
+		buf_clear(&c.fbody);
 		arena_destroy(&c.a);
 	}
+	buf_free(&c.data);
+	buf_free(&c.fhdr);
+	buf_free(&c.fbody);
+	buf_free(&c.tmp);
 	buf_printf(&j->out, "\r\n%s OK %sSearch completed.\r\n", j->tag, j->uid_cmd ? "UID " : "");
 }
 
@@ -488,6 +516,7 @@ static void imap_search_job_free(struct imap_search_job *j)
 	free(j->root);
 	imap_skey_free(j->key);
 	buf_free(&j->out);
+	mcache_free(&j->cache);
 	free(j);
 }
 
@@ -496,8 +525,13 @@ static void imap_search_done(void *arg)
 	struct imap_search_job *j = arg;
 	struct conn *c = conn_find(j->conn_id);
 	if (c != NULL) {
+		struct imap_session *s = c->proto;
+		if (s->sel != NULL && s->sel->cache == NULL) {
+			s->sel->cache = j->cache;       /* back to the session */
+			j->cache = NULL;
+		}
 		conn_write(c, buf_ptr(&j->out), j->out.len);
-		imap_resume(c->proto);
+		imap_resume(s);
 	}
 	imap_search_job_free(j);
 }
@@ -526,6 +560,8 @@ void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t
 	j->root = xstrdup(mb->root);
 	j->uid_cmd = uid;
 	j->key = key;
+	j->cache = s->sel->cache;       /* the job's until it completes */
+	s->sel->cache = NULL;
 	j->n = mb->count;
 	j->count = (uint32_t)mb->count;
 	j->max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
