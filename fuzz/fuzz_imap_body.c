@@ -1,9 +1,10 @@
 /* fuzz_imap_body.c - libFuzzer harness: ENVELOPE, BODY and BODYSTRUCTURE
  * generation and body section rendering (imap_bodystruct.c,
- * imap_fetch_parse.c) over arbitrary messages parsed by src/mime. The
+ * imap_fetch_parse.c) and the decoded, folded text SEARCH matches
+ * (imap_search_text.c) over arbitrary messages parsed by src/mime. The
  * output must be balanced: every "(" closed, outside quoted strings and
  * literals. */
-#include "imap/imap.h"
+#include "imap/imap_int.h"
 #include "core/arena.h"
 #include "mime/mime.h"
 
@@ -71,6 +72,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buf_free(&out);
 		imap_fetch_free(&f);
 	}
+	struct buf hdr = { 0 }, body = { 0 };
+	imap_search_text(&hdr, &body, (const char *)data, size);
+	buf_free(&hdr);
+	buf_free(&body);
 	arena_destroy(&a);
 	return 0;
 }
