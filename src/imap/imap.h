@@ -259,6 +259,8 @@ void imap_section_render(const struct imap_section *sec, const struct mime_messa
 			 struct buf *out);
 /* Appends src with every bare LF made CRLF. */
 void imap_append_crlf(struct buf *out, const char *src, size_t len);
+/* The size of src once every bare LF is CRLF. */
+size_t imap_crlf_len(const char *src, size_t len);
 
 /* ENVELOPE of a header block; BODY (ext false) / BODYSTRUCTURE (true). */
 void imap_envelope(struct buf *b, struct arena *a, const struct mime_headers *h);

@@ -112,15 +112,6 @@ static int imap_fetch_read(const char *root, struct imap_fetch_msg *m, struct bu
 	return rc;
 }
 
-/* The size of data once bare LFs are CRLF. */
-static size_t imap_crlf_len(const char *p, size_t len)
-{
-	size_t n = len;
-	for (const char *lf = p; (lf = memchr(lf, '\n', (size_t)(p + len - lf))) != NULL; lf++)
-		n += lf == p || lf[-1] != '\r';
-	return n;
-}
-
 /* mm NULL: the whole message (BODY[], RFC822) needs no parse; without a
  * partial it is converted straight into the response. */
 static void imap_fetch_section(struct buf *items, const struct imap_section *sec,

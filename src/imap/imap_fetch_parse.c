@@ -244,17 +244,33 @@ int imap_fetch_parse(const struct imap_arg *args, size_t nargs, struct imap_fetc
 
 /* --- rendering --- */
 
+size_t imap_crlf_len(const char *src, size_t len)
+{
+	size_t n = len;
+	for (const char *lf = src; (lf = memchr(lf, '\n', (size_t)(src + len - lf))) != NULL; lf++)
+		n += lf == src || lf[-1] != '\r';
+	return n;
+}
+
+/* The hot loop of every body FETCH: memchr from line end to line end, one
+ * reserve, one memcpy per line (a byte loop with two appends per line
+ * was a third of the CPU of a large FETCH). */
 void imap_append_crlf(struct buf *out, const char *src, size_t len)
 {
-	size_t start = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (src[i] != '\n' || (i > 0 && src[i - 1] == '\r'))
+	char *w = buf_reserve(out, imap_crlf_len(src, len));
+	size_t n = 0, start = 0;
+	for (const char *lf = src; (lf = memchr(lf, '\n', (size_t)(src + len - lf))) != NULL; lf++) {
+		size_t i = (size_t)(lf - src);
+		if (i > 0 && src[i - 1] == '\r')
 			continue;
-		buf_append(out, src + start, i - start);
-		buf_append(out, "\r\n", 2);
+		memcpy(w + n, src + start, i - start);
+		n += i - start;
+		w[n++] = '\r';
+		w[n++] = '\n';
 		start = i + 1;
 	}
-	buf_append(out, src + start, len - start);
+	memcpy(w + n, src + start, len - start);
+	buf_commit(out, n + len - start);
 }
 
 static bool imap_part_multipart(const struct mime_part *p)
