@@ -1,6 +1,6 @@
 /* imap_cache.c - what the folder cache (store/mcache.h) holds for IMAP:
- * ENVELOPE, BODY and BODYSTRUCTURE as they are sent, the internal date and
- * the sent date (SEARCH SENT*, later SORT). Built from one parse of the
+ * ENVELOPE, BODY and BODYSTRUCTURE as they are sent, the internal date,
+ * the sent date (SEARCH SENT*) and the SORT/THREAD keys (imap_sort.c). Built from one parse of the
  * message when a FETCH or SEARCH first needs it; afterwards a FETCH of
  * these items opens no message file at all (what lets a 10,000-message
  * folder list fast, as Dovecot's dovecot.index.cache does). Runs on pool
@@ -16,6 +16,7 @@ void imap_cache_fill_free(struct imap_cache_fill *f)
 	buf_free(&f->env);
 	buf_free(&f->body);
 	buf_free(&f->bs);
+	buf_free(&f->sort);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -46,6 +47,8 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 	buf_clear(&f->env);
 	buf_clear(&f->body);
 	buf_clear(&f->bs);
+	buf_clear(&f->sort);
+	imap_sort_fill(&f->sort, a, &mm.root->hdr, internal);
 	imap_envelope(&f->env, a, &mm.root->hdr);
 	imap_bodystructure(&f->body, a, &mm, false);
 	imap_bodystructure(&f->bs, a, &mm, true);
@@ -56,11 +59,12 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 	imap_cache_field(&f->rec, MCACHE_ENVELOPE, &f->env);
 	imap_cache_field(&f->rec, MCACHE_BODY, &f->body);
 	imap_cache_field(&f->rec, MCACHE_BODYSTRUCTURE, &f->bs);
+	imap_cache_field(&f->rec, MCACHE_SORT, &f->sort);
 	arena_destroy(&a);
 }
 
 bool imap_cache_complete(const struct mcache_rec *r)
 {
 	return r->field[MCACHE_ENVELOPE] != NULL && r->field[MCACHE_BODY] != NULL &&
-	       r->field[MCACHE_BODYSTRUCTURE] != NULL;
+	       r->field[MCACHE_BODYSTRUCTURE] != NULL && r->field[MCACHE_SORT] != NULL;
 }

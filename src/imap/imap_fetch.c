@@ -432,6 +432,10 @@ void imap_cmd_uid(struct imap_session *s, const struct imap_arg *args, size_t na
 		imap_copy_run(s, rest, nrest, true, false);
 	else if (str_case_eq(args[0].s, "MOVE"))
 		imap_copy_run(s, rest, nrest, true, true);
+	else if (str_case_eq(args[0].s, "SORT"))
+		imap_sort_cmd_run(s, rest, nrest, true);
+	else if (str_case_eq(args[0].s, "THREAD"))
+		imap_thread_cmd_run(s, rest, nrest, true);
 	else
 		imap_bad(s, "Unknown UID command.");
 }

@@ -143,7 +143,7 @@ void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t n
 
 /* imap_cache.c: the folder cache's records (pool threads). */
 struct imap_cache_fill {
-	struct buf env, body, bs;
+	struct buf env, body, bs, sort;
 	struct mcache_rec rec;          /* points into the bufs */
 };
 /* Parses a message and fills f (reused between messages). */
@@ -152,6 +152,50 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 void imap_cache_fill_free(struct imap_cache_fill *f);
 /* Has every field IMAP caches (a record of an older writer may not). */
 bool imap_cache_complete(const struct mcache_rec *r);
+
+/* imap_sort.c / imap_thread.c: SORT (RFC 5256 3, 5957), THREAD (5256 4). */
+enum imap_sort_field {
+	IMAP_SF_DATE, IMAP_SF_SUBJECT, IMAP_SF_REPLY, IMAP_SF_FROM, IMAP_SF_DFROM, IMAP_SF_TO,
+	IMAP_SF_DTO, IMAP_SF_CC, IMAP_SF_MSGID, IMAP_SF_INREPLYTO, IMAP_SF_REFS, IMAP_SF_COUNT,
+};
+enum imap_sort_crit {
+	IMAP_SORT_ARRIVAL, IMAP_SORT_CC, IMAP_SORT_DATE, IMAP_SORT_FROM, IMAP_SORT_SIZE,
+	IMAP_SORT_SUBJECT, IMAP_SORT_TO, IMAP_SORT_DISPLAYFROM, IMAP_SORT_DISPLAYTO,
+};
+#define IMAP_SORT_KEYS_MAX 16
+struct imap_sort_key {
+	enum imap_sort_crit crit;
+	bool reverse;
+};
+/* A matched message with its keys (f[] point into blob, owned). */
+struct imap_sort_msg {
+	uint32_t seq, uid;
+	int64_t internal;
+	uint64_t size;
+	char *blob;
+	struct str f[IMAP_SF_COUNT];
+};
+/* The RFC 5256 2.1 base subject of a decoded subject, ASCII upper-cased,
+ * appended to out; *reply: a Re:/Fwd: was removed. */
+void imap_base_subject(struct buf *out, struct str subject, bool *reply);
+/* Appends the NUL-separated sort keys of a message header (the cache's
+ * MCACHE_SORT field). */
+struct arena;
+struct mime_headers;
+void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t internal);
+/* Splits such a blob into its fields (missing ones empty). */
+void imap_sort_fields(const char *blob, size_t len, struct str f[IMAP_SF_COUNT]);
+/* The sort criteria list "(REVERSE DATE SUBJECT)": 0, or -1 if invalid. */
+int imap_sort_parse(const struct imap_arg *list, struct imap_sort_key *keys, size_t *n);
+void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key *keys, size_t nkeys);
+/* Appends the threads of m[0 .. n) (references: REFERENCES, else
+ * ORDEREDSUBJECT) as in "* THREAD (2)(3 6 (4 23)(44 7 96))"; m is
+ * reordered. */
+void imap_thread_run(struct imap_sort_msg *m, size_t n, bool references, bool uid, struct buf *out);
+imap_cmd_fn imap_cmd_sort, imap_cmd_thread;
+/* SORT / THREAD and their UID forms (imap_search.c runs them). */
+void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
+void imap_thread_cmd_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
 
 /* imap_search_text.c: SEARCH string matching (pure). */
 /* Appends s folded to lower case (ASCII, Latin-1, Latin Extended-A,

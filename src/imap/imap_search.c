@@ -63,6 +63,13 @@ struct imap_search_job {
 	uint32_t max_uid, count;
 	struct buf out;
 	struct mcache *cache;   /* the selected folder's, held while the job runs */
+	/* SORT / THREAD (imap_sort.c, imap_thread.c): the matches' keys */
+	enum imap_search_mode { IMAP_SEARCH, IMAP_SORT, IMAP_THREAD_REFS, IMAP_THREAD_SUBJ } mode;
+	struct imap_sort_key sort[IMAP_SORT_KEYS_MAX];
+	size_t nsort;
+	struct imap_sort_msg *hits;
+	size_t nhits;
+	struct imap_cache_fill fill;
 };
 
 /* What one message offers, loaded when a key asks. */
@@ -481,10 +488,60 @@ static bool imap_search_match(struct imap_search_ctx *c, const struct imap_skey 
 	return false;
 }
 
+/* A SORT/THREAD match: its keys from the folder cache, or from its file
+ * (then the whole record is made and queued for the cache). */
+static void imap_search_hit(struct imap_search_ctx *c)
+{
+	struct imap_search_job *j = c->j;
+	struct imap_sort_msg *h = &j->hits[j->nhits];
+	const char *blob = NULL;
+	size_t len = 0;
+	int64_t internal = 0;
+	if (c->cached && c->rec.field[MCACHE_SORT] != NULL) {
+		blob = c->rec.field[MCACHE_SORT];
+		len = c->rec.field_len[MCACHE_SORT];
+		internal = c->rec.internal;
+	} else if (imap_search_load(c, true) == 0 && c->loaded) {
+		imap_cache_fill(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
+		if (j->cache != NULL)
+			mcache_put(j->cache, &j->fill.rec);
+		blob = buf_ptr(&j->fill.sort);
+		len = j->fill.sort.len;
+		internal = (int64_t)c->mtime;
+	} else {
+		return;         /* gone meanwhile: left out, as SEARCH does */
+	}
+	*h = (struct imap_sort_msg){ .seq = (uint32_t)(c->m->index + 1), .uid = c->m->uid,
+		.internal = internal, .size = c->m->vsize, .blob = xmalloc(len + 1) };
+	memcpy(h->blob, blob, len);
+	h->blob[len] = '\0';
+	imap_sort_fields(h->blob, len, h->f);
+	j->nhits++;
+}
+
+static void imap_search_answer(struct imap_search_job *j)
+{
+	static const char *const names[] = { "Search", "Sort", "Thread", "Thread" };
+	if (j->mode == IMAP_SORT) {
+		imap_sort_run(j->hits, j->nhits, j->sort, j->nsort);
+		buf_append_str(&j->out, "* SORT");
+		for (size_t i = 0; i < j->nhits; i++)
+			buf_printf(&j->out, " %u", j->uid_cmd ? j->hits[i].uid : j->hits[i].seq);
+	} else if (j->mode != IMAP_SEARCH) {
+		buf_append_str(&j->out, "* THREAD ");
+		imap_thread_run(j->hits, j->nhits, j->mode == IMAP_THREAD_REFS, j->uid_cmd, &j->out);
+	}
+	buf_printf(&j->out, "\r\n%s OK %s%s completed.\r\n", j->tag, j->uid_cmd ? "UID " : "",
+		   names[j->mode]);
+}
+
 static void imap_search_work(void *arg)
 {
 	struct imap_search_job *j = arg;
-	buf_append_str(&j->out, "* SEARCH");
+	if (j->mode == IMAP_SEARCH)
+		buf_append_str(&j->out, "* SEARCH");
+	else
+		j->hits = xcalloc(j->n + 1, sizeof(*j->hits));
 	if (j->cache != NULL)
 		mcache_refresh(j->cache);
 	struct imap_search_ctx c = { .j = j };
@@ -492,8 +549,12 @@ static void imap_search_work(void *arg)
 		c.m = &j->msgs[i];
 		c.loaded = c.statted = c.texted = false;
 		c.cached = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
-		if (imap_search_match(&c, j->key))
-			buf_printf(&j->out, " %u", j->uid_cmd ? j->msgs[i].uid : (uint32_t)(j->msgs[i].index + 1));
+		if (imap_search_match(&c, j->key)) {
+			if (j->mode == IMAP_SEARCH)
+				buf_printf(&j->out, " %u", j->uid_cmd ? j->msgs[i].uid : (uint32_t)(j->msgs[i].index + 1));
+			else
+				imap_search_hit(&c);
+		}
 		buf_clear(&c.data);
 		buf_clear(&c.fhdr);
 		buf_clear(&c.fbody);
@@ -503,7 +564,9 @@ static void imap_search_work(void *arg)
 	buf_free(&c.fhdr);
 	buf_free(&c.fbody);
 	buf_free(&c.tmp);
-	buf_printf(&j->out, "\r\n%s OK %sSearch completed.\r\n", j->tag, j->uid_cmd ? "UID " : "");
+	if (j->cache != NULL)
+		mcache_flush(j->cache);
+	imap_search_answer(j);
 }
 
 static void imap_search_job_free(struct imap_search_job *j)
@@ -517,6 +580,10 @@ static void imap_search_job_free(struct imap_search_job *j)
 	imap_skey_free(j->key);
 	buf_free(&j->out);
 	mcache_free(&j->cache);
+	for (size_t i = 0; i < j->nhits; i++)
+		free(j->hits[i].blob);
+	free(j->hits);
+	imap_cache_fill_free(&j->fill);
 	free(j);
 }
 
@@ -536,30 +603,38 @@ static void imap_search_done(void *arg)
 	imap_search_job_free(j);
 }
 
-void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
+/* [CHARSET x] (required for SORT/THREAD, RFC 5256) then the keys; NULL
+ * after answering. */
+static struct imap_skey *imap_search_parse(struct imap_session *s, const struct imap_arg *args,
+					   size_t nargs, bool need_charset)
 {
-	if (nargs >= 2 && args[0].type == IMAP_ARG_ATOM && str_case_eq(args[0].s, "CHARSET")) {
+	bool has = nargs >= 2 && args[0].type == IMAP_ARG_ATOM && str_case_eq(args[0].s, "CHARSET");
+	if (need_charset || has) {
 		struct str cs;
-		if (!imap_arg_astring(&args[1], &cs) ||
-		    !(str_case_eq(cs, "UTF-8") || str_case_eq(cs, "US-ASCII"))) {
-			imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.");
-			return;
+		const struct imap_arg *a = need_charset ? &args[0] : &args[1];
+		if (nargs < (need_charset ? 1u : 2u) || !imap_arg_astring(a, &cs)) {
+			imap_bad(s, "Missing charset.");
+			return NULL;
 		}
-		args += 2;
-		nargs -= 2;
+		if (!(str_case_eq(cs, "UTF-8") || str_case_eq(cs, "US-ASCII"))) {
+			imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.");
+			return NULL;
+		}
+		args += need_charset ? 1 : 2;
+		nargs -= need_charset ? 1 : 2;
 	}
 	struct imap_skey *key = nargs ? imap_search_keys(args, nargs, 0, &s->sel->kw) : NULL;
-	if (key == NULL) {
+	if (key == NULL)
 		imap_bad(s, "Invalid search keys.");
-		return;
-	}
+	return key;
+}
+
+static void imap_search_submit(struct imap_session *s, struct imap_search_job *j)
+{
 	const struct mailbox *mb = s->sel->mb;
-	struct imap_search_job *j = xcalloc(1, sizeof(*j));
 	j->conn_id = s->conn->id;
 	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
 	j->root = xstrdup(mb->root);
-	j->uid_cmd = uid;
-	j->key = key;
 	j->cache = s->sel->cache;       /* the job's until it completes */
 	s->sel->cache = NULL;
 	j->n = mb->count;
@@ -572,6 +647,66 @@ void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t
 			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent };
 	conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_search_work, imap_search_done, j);
+}
+
+void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	struct imap_skey *key = imap_search_parse(s, args, nargs, false);
+	if (key == NULL)
+		return;
+	struct imap_search_job *j = xcalloc(1, sizeof(*j));
+	j->uid_cmd = uid;
+	j->key = key;
+	imap_search_submit(s, j);
+}
+
+/* RFC 5256 3: SORT (criteria) charset keys. */
+void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	struct imap_sort_key keys[IMAP_SORT_KEYS_MAX];
+	size_t nkeys;
+	if (nargs < 3 || imap_sort_parse(&args[0], keys, &nkeys) < 0) {
+		imap_bad(s, "Syntax: SORT (criteria) charset search-keys");
+		return;
+	}
+	struct imap_skey *key = imap_search_parse(s, args + args[0].span, nargs - args[0].span, true);
+	if (key == NULL)
+		return;
+	struct imap_search_job *j = xcalloc(1, sizeof(*j));
+	j->uid_cmd = uid;
+	j->key = key;
+	j->mode = IMAP_SORT;
+	memcpy(j->sort, keys, nkeys * sizeof(*keys));
+	j->nsort = nkeys;
+	imap_search_submit(s, j);
+}
+
+/* RFC 5256 4: THREAD algorithm charset keys. */
+void imap_thread_cmd_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
+{
+	if (nargs < 3 || args[0].type != IMAP_ARG_ATOM ||
+	    !(str_case_eq(args[0].s, "REFERENCES") || str_case_eq(args[0].s, "ORDEREDSUBJECT"))) {
+		imap_bad(s, "Syntax: THREAD REFERENCES|ORDEREDSUBJECT charset search-keys");
+		return;
+	}
+	struct imap_skey *key = imap_search_parse(s, args + 1, nargs - 1, true);
+	if (key == NULL)
+		return;
+	struct imap_search_job *j = xcalloc(1, sizeof(*j));
+	j->uid_cmd = uid;
+	j->key = key;
+	j->mode = str_case_eq(args[0].s, "REFERENCES") ? IMAP_THREAD_REFS : IMAP_THREAD_SUBJ;
+	imap_search_submit(s, j);
+}
+
+void imap_cmd_sort(struct imap_session *s, const struct imap_arg *args, size_t nargs)
+{
+	imap_sort_cmd_run(s, args, nargs, false);
+}
+
+void imap_cmd_thread(struct imap_session *s, const struct imap_arg *args, size_t nargs)
+{
+	imap_thread_cmd_run(s, args, nargs, false);
 }
 
 void imap_cmd_search(struct imap_session *s, const struct imap_arg *args, size_t nargs)

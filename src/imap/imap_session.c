@@ -102,6 +102,7 @@ void imap_capabilities(const struct imap_session *s, struct buf *b)
 {
 	buf_append_str(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
 		       "SPECIAL-USE UIDPLUS MOVE IDLE");
+	buf_append_str(b, " SORT SORT=DISPLAY THREAD=REFERENCES THREAD=ORDEREDSUBJECT");
 	if (s->state != IMAP_NOTAUTH)
 		return;
 	if (imap_starttls_offered(s))
@@ -267,6 +268,8 @@ static const struct imap_command imap_commands[] = {
 	{ "COPY", imap_cmd_copy, IMAP_SELECTED },
 	{ "MOVE", imap_cmd_move, IMAP_SELECTED },
 	{ "SEARCH", imap_cmd_search, IMAP_SELECTED },
+	{ "SORT", imap_cmd_sort, IMAP_SELECTED },
+	{ "THREAD", imap_cmd_thread, IMAP_SELECTED },
 	{ "IDLE", imap_cmd_idle, IMAP_LOGGED_IN },
 	{ "UID", imap_cmd_uid, IMAP_SELECTED },
 };

@@ -46,7 +46,8 @@ enum mcache_field {
 	MCACHE_ENVELOPE = 1,
 	MCACHE_BODY = 2,                /* BODY: BODYSTRUCTURE without extensions */
 	MCACHE_BODYSTRUCTURE = 3,
-	MCACHE_FIELD_LAST = MCACHE_BODYSTRUCTURE,
+	MCACHE_SORT = 4,                /* SORT/THREAD keys (imap_sort.c) */
+	MCACHE_FIELD_LAST = MCACHE_SORT,
 };
 
 struct mcache_rec {

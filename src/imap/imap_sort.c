@@ -1,0 +1,387 @@
+/* imap_sort.c - SORT (RFC 5256 3) and SORT=DISPLAY (RFC 5957): the sort
+ * keys of a message, the base subject (RFC 5256 2.1), and ordering.
+ *
+ * The keys are computed once per message from its header and kept in the
+ * folder cache (MCACHE_SORT) as NUL-separated fields, so SORT and THREAD
+ * of a cached folder open no message file:
+ *   date      the Date: in UTC seconds, the internal date when missing or
+ *             unparsable (RFC 5256 3 "DATE")
+ *   subject   the base subject, RFC 2047 decoded, ASCII upper-cased
+ *             (i;ascii-casemap compares)
+ *   reply     "1" when a Re:/Fwd: leader or a [fwd: ...] was removed
+ *   from, to, cc   the first address's local part, upper-cased
+ *   dfrom, dto     the display name (decoded) or addr-spec, folded
+ *             (RFC 5957 compares with i;unicode-casemap)
+ *   msgid, inreplyto, refs   for THREAD=REFERENCES (imap_thread.c) */
+#include "imap_int.h"
+#include "core/arena.h"
+#include "core/util.h"
+#include "mime/mime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool imap_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool imap_ci_prefix(struct str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.len >= n && str_case_prefix(s, lit);
+}
+
+static void imap_str_skip(struct str *s, size_t n)
+{
+	s->p += n;
+	s->len -= n;
+}
+
+/* subj-blob = "[" *BLOBCHAR "]" *WSP; its length, 0 if none. */
+static size_t imap_subj_blob(struct str s)
+{
+	if (s.len == 0 || s.p[0] != '[')
+		return 0;
+	size_t i = 1;
+	while (i < s.len && s.p[i] != '[' && s.p[i] != ']')
+		i++;
+	if (i == s.len || s.p[i] != ']')
+		return 0;
+	for (i++; i < s.len && imap_wsp(s.p[i]); i++)
+		;
+	return i;
+}
+
+/* (2) subj-trailer = "(fwd)" / WSP, removed from the end; "(fwd)" makes
+ * it a forward (RFC 5256 2.1, last paragraph). */
+static bool imap_subj_trailer(struct str *s, bool *reply)
+{
+	if (s->len > 0 && imap_wsp(s->p[s->len - 1])) {
+		s->len--;
+		return true;
+	}
+	if (s->len >= 5 && strncasecmp(s->p + s->len - 5, "(fwd)", 5) == 0) {
+		s->len -= 5;
+		*reply = true;
+		return true;
+	}
+	return false;
+}
+
+/* (3) subj-leader = (*subj-blob subj-refwd) / WSP;
+ * subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":" */
+static bool imap_subj_leader(struct str *s, bool *reply)
+{
+	if (s->len > 0 && imap_wsp(s->p[0])) {
+		imap_str_skip(s, 1);
+		return true;
+	}
+	struct str t = *s;
+	for (size_t n; (n = imap_subj_blob(t)) > 0;)
+		imap_str_skip(&t, n);
+	if (imap_ci_prefix(t, "re"))
+		imap_str_skip(&t, 2);
+	else if (imap_ci_prefix(t, "fwd"))
+		imap_str_skip(&t, 3);
+	else if (imap_ci_prefix(t, "fw"))
+		imap_str_skip(&t, 2);
+	else
+		return false;
+	while (t.len > 0 && imap_wsp(t.p[0]))
+		imap_str_skip(&t, 1);
+	imap_str_skip(&t, imap_subj_blob(t));
+	if (t.len == 0 || t.p[0] != ':')
+		return false;
+	imap_str_skip(&t, 1);
+	*s = t;
+	*reply = true;
+	return true;
+}
+
+/* (1) whitespace runs made one space, then (2) to (6). */
+static struct str imap_base_subject_of(struct str in, bool *reply)
+{
+	struct str s = in;
+	for (;;) {
+		while (imap_subj_trailer(&s, reply))
+			;
+		for (bool again = true; again;) {
+			again = false;
+			while (imap_subj_leader(&s, reply))
+				again = true;
+			size_t n = imap_subj_blob(s);
+			if (n > 0 && n < s.len) {       /* (4) only if something is left */
+				imap_str_skip(&s, n);
+				again = true;
+			}
+		}
+		/* (6) "[fwd:" ... "]" */
+		if (s.len >= 6 && imap_ci_prefix(s, "[fwd:") && s.p[s.len - 1] == ']') {
+			imap_str_skip(&s, 5);
+			s.len--;
+			*reply = true;
+			continue;
+		}
+		return s;
+	}
+}
+
+void imap_base_subject(struct buf *out, struct str subject, bool *reply)
+{
+	struct buf norm = { 0 };
+	bool space = false;
+	for (size_t i = 0; i < subject.len; i++) {
+		char c = subject.p[i];
+		bool ws = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+		if (ws && space)
+			continue;
+		space = ws;
+		c = ws ? ' ' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+		buf_append(&norm, &c, 1);
+	}
+	*reply = false;
+	struct str base = imap_base_subject_of((struct str){ buf_ptr(&norm), norm.len }, reply);
+	buf_append(out, base.p, base.len);
+	buf_free(&norm);
+}
+
+/* --- the keys of one message --- */
+
+static void imap_sort_put(struct buf *b, const char *p, size_t len)
+{
+	buf_append(b, p, len);
+	buf_append(b, "", 1);
+}
+
+static void imap_sort_upper(struct buf *b, struct str s)
+{
+	size_t start = b->len;
+	buf_append(b, s.p, s.len);
+	for (size_t i = start; i < b->len; i++) {
+		char *c = &b->data[b->off + i];
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 32);
+	}
+	buf_append(b, "", 1);
+}
+
+static const struct mime_addr *imap_sort_first(struct arena *a, const struct mime_headers *h,
+					       const char *field)
+{
+	const struct mime_header *f = mime_headers_get(h, field);
+	if (f == NULL)
+		return NULL;
+	struct mime_addr_list l;
+	mime_addr_parse(a, f->value, &l);
+	for (size_t i = 0; i < l.count; i++)
+		if (l.v[i].kind == MIME_ADDR_MAILBOX)
+			return &l.v[i];
+	return NULL;
+}
+
+/* RFC 5957 compares display names with i;unicode-casemap (RFC 5051),
+ * which decomposes letters: "Émile" sorts with the E's. Here the folded
+ * Latin-1 letters are replaced by their base letter (NUL-free, shorter:
+ * done in place from start). */
+static void imap_sort_unaccent(struct buf *b, size_t start)
+{
+	static const char base[] = "aaaaaa\0ceeeeiiii\0nooooo\0\0uuuuy\0y";   /* U+00E0 .. U+00FF */
+	char *p = b->data + b->off;
+	size_t w = start;
+	for (size_t i = start; i < b->len; i++) {
+		unsigned char c = (unsigned char)p[i], d = i + 1 < b->len ? (unsigned char)p[i + 1] : 0;
+		if (c == 0xC3 && d >= 0xA0 && d <= 0xBF && base[d - 0xA0] != '\0') {
+			p[w++] = base[d - 0xA0];
+			i++;
+		} else {
+			p[w++] = (char)c;
+		}
+	}
+	b->len = w;
+}
+
+/* from/to/cc: the local part; dfrom/dto (display=true): the name or the
+ * address, folded. */
+static void imap_sort_addr(struct buf *b, struct arena *a, const struct mime_headers *h,
+			   const char *field, bool display)
+{
+	const struct mime_addr *m = imap_sort_first(a, h, field);
+	if (m == NULL) {
+		imap_sort_put(b, "", 0);
+		return;
+	}
+	if (!display) {
+		imap_sort_upper(b, m->local);
+		return;
+	}
+	struct str s = m->name.len ? m->name : m->addr;
+	size_t start = b->len;
+	imap_fold(b, s.p, s.len);
+	imap_sort_unaccent(b, start);
+	buf_append(b, "", 1);
+}
+
+/* The msg-ids ("<...>") in a header value, space-separated. */
+static void imap_sort_ids(struct buf *b, const struct mime_headers *h, const char *field, bool first)
+{
+	const struct mime_header *f = mime_headers_get(h, field);
+	struct str v = f ? f->value : (struct str){ "", 0 };
+	bool any = false;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] != '<')
+			continue;
+		const char *e = memchr(v.p + i, '>', v.len - i);
+		if (e == NULL || memchr(v.p + i, '@', (size_t)(e - (v.p + i))) == NULL)
+			continue;       /* RFC 5256: only valid-looking msg-ids */
+		if (any)
+			buf_append(b, " ", 1);
+		buf_append(b, v.p + i, (size_t)(e - (v.p + i)) + 1);
+		any = true;
+		i = (size_t)(e - v.p);
+		if (first)
+			break;
+	}
+	buf_append(b, "", 1);
+}
+
+void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t internal)
+{
+	struct mime_date d;
+	const struct mime_header *date = mime_headers_get(h, "Date");
+	time_t t = date != NULL && mime_date_parse(date->value, &d) == 0 ? d.t : internal;
+	char num[32];
+	imap_sort_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)t));
+	const struct mime_header *subj = mime_headers_get(h, "Subject");
+	struct str s = subj ? mime_2047_decode(a, subj->value, NULL) : (struct str){ "", 0 };
+	bool reply;
+	imap_base_subject(b, s, &reply);
+	buf_append(b, "", 1);
+	imap_sort_put(b, reply ? "1" : "0", 1);
+	imap_sort_addr(b, a, h, "From", false);
+	imap_sort_addr(b, a, h, "From", true);
+	imap_sort_addr(b, a, h, "To", false);
+	imap_sort_addr(b, a, h, "To", true);
+	imap_sort_addr(b, a, h, "Cc", false);
+	imap_sort_ids(b, h, "Message-ID", true);
+	imap_sort_ids(b, h, "In-Reply-To", true);
+	imap_sort_ids(b, h, "References", false);
+}
+
+void imap_sort_fields(const char *blob, size_t len, struct str f[IMAP_SF_COUNT])
+{
+	size_t k = 0;
+	for (size_t i = 0; k < IMAP_SF_COUNT;) {
+		const char *z = i < len ? memchr(blob + i, '\0', len - i) : NULL;
+		size_t n = z ? (size_t)(z - (blob + i)) : len > i ? len - i : 0;
+		f[k++] = (struct str){ blob + i, n };
+		i += n + (z != NULL);
+		if (z == NULL)
+			break;
+	}
+	while (k < IMAP_SF_COUNT)
+		f[k++] = (struct str){ "", 0 };
+}
+
+/* --- SORT --- */
+
+static const struct {
+	const char *name;
+	enum imap_sort_crit crit;
+} imap_sort_names[] = {
+	{ "ARRIVAL", IMAP_SORT_ARRIVAL }, { "CC", IMAP_SORT_CC }, { "DATE", IMAP_SORT_DATE },
+	{ "FROM", IMAP_SORT_FROM }, { "SIZE", IMAP_SORT_SIZE }, { "SUBJECT", IMAP_SORT_SUBJECT },
+	{ "TO", IMAP_SORT_TO }, { "DISPLAYFROM", IMAP_SORT_DISPLAYFROM },
+	{ "DISPLAYTO", IMAP_SORT_DISPLAYTO },
+};
+
+int imap_sort_parse(const struct imap_arg *list, struct imap_sort_key *keys, size_t *n)
+{
+	if (list->type != IMAP_ARG_LIST || list->members == 0)
+		return -1;
+	bool reverse = false;
+	*n = 0;
+	for (size_t i = 1; i < list->span; i++) {
+		const struct imap_arg *a = &list[i];
+		if (a->type != IMAP_ARG_ATOM)
+			return -1;
+		if (str_case_eq(a->s, "REVERSE")) {
+			if (reverse)
+				return -1;
+			reverse = true;
+			continue;
+		}
+		size_t k = 0;
+		while (k < ARRAY_SIZE(imap_sort_names) && !str_case_eq(a->s, imap_sort_names[k].name))
+			k++;
+		if (k == ARRAY_SIZE(imap_sort_names) || *n == IMAP_SORT_KEYS_MAX)
+			return -1;
+		keys[(*n)++] = (struct imap_sort_key){ imap_sort_names[k].crit, reverse };
+		reverse = false;
+	}
+	return reverse || *n == 0 ? -1 : 0;
+}
+
+static int imap_str_cmp(struct str a, struct str b)
+{
+	int c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+	return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+static int64_t imap_sort_date(const struct imap_sort_msg *m)
+{
+	return strtoll(m->f[IMAP_SF_DATE].p, NULL, 10);
+}
+
+static int imap_sort_cmp1(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+			  enum imap_sort_crit c)
+{
+	switch (c) {
+	case IMAP_SORT_ARRIVAL:
+		return (a->internal > b->internal) - (a->internal < b->internal);
+	case IMAP_SORT_DATE: {
+		int64_t x = imap_sort_date(a), y = imap_sort_date(b);
+		return (x > y) - (x < y);
+	}
+	case IMAP_SORT_SIZE:
+		return (a->size > b->size) - (a->size < b->size);
+	case IMAP_SORT_SUBJECT:
+		return imap_str_cmp(a->f[IMAP_SF_SUBJECT], b->f[IMAP_SF_SUBJECT]);
+	case IMAP_SORT_FROM:
+		return imap_str_cmp(a->f[IMAP_SF_FROM], b->f[IMAP_SF_FROM]);
+	case IMAP_SORT_TO:
+		return imap_str_cmp(a->f[IMAP_SF_TO], b->f[IMAP_SF_TO]);
+	case IMAP_SORT_CC:
+		return imap_str_cmp(a->f[IMAP_SF_CC], b->f[IMAP_SF_CC]);
+	case IMAP_SORT_DISPLAYFROM:
+		return imap_str_cmp(a->f[IMAP_SF_DFROM], b->f[IMAP_SF_DFROM]);
+	case IMAP_SORT_DISPLAYTO:
+		return imap_str_cmp(a->f[IMAP_SF_DTO], b->f[IMAP_SF_DTO]);
+	}
+	return 0;
+}
+
+struct imap_sort_by {
+	const struct imap_sort_key *keys;
+	size_t n;
+};
+
+/* RFC 5256 3: ties left by every key are ordered by sequence number. */
+static int imap_sort_cmp(const void *x, const void *y, void *arg)
+{
+	const struct imap_sort_msg *a = x, *b = y;
+	const struct imap_sort_by *by = arg;
+	for (size_t i = 0; i < by->n; i++) {
+		int c = imap_sort_cmp1(a, b, by->keys[i].crit);
+		if (c != 0)
+			return by->keys[i].reverse ? -c : c;
+	}
+	return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key *keys, size_t nkeys)
+{
+	struct imap_sort_by by = { keys, nkeys };
+	qsort_r(m, n, sizeof(*m), imap_sort_cmp, &by);
+}

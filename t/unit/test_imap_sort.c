@@ -1,0 +1,106 @@
+/* test_imap_sort.c - RFC 5256 base subjects (2.1) and THREAD on hostile
+ * shapes: a reference loop, a self-reference, duplicate Message-IDs, and a
+ * reply chain 100,000 deep (no recursion to overflow). */
+#include "tap.h"
+#include "imap/imap_int.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void base(const char *in, const char *want, int want_reply)
+{
+	struct buf b = { 0 };
+	bool reply;
+	imap_base_subject(&b, str_from_cstr(in), &reply);
+	buf_append(&b, "", 1);
+	ok(strcmp(buf_ptr(&b), want) == 0 && reply == want_reply, "base subject of \"%s\": \"%s\" (reply %d)",
+	   in, buf_ptr(&b), reply);
+	buf_free(&b);
+}
+
+static void test_base_subjects(void)
+{
+	base("Hello", "HELLO", 0);
+	base("Re: Hello", "HELLO", 1);
+	base("RE: re: Fwd: hello", "HELLO", 1);
+	base("Re[2]: hello", "HELLO", 1);
+	base("[list] Re: hello", "HELLO", 1);
+	base("Re: [list] hello", "HELLO", 1);
+	base("[list]", "[LIST]", 0);            /* (4): a blob alone stays */
+	base("[Fwd: hello]", "HELLO", 1);
+	base("[fwd: Re: hello (fwd)]", "HELLO", 1);
+	base("hello (fwd)  ", "HELLO", 1);
+	base("  hello \t  world ", "HELLO WORLD", 0);
+	base("Re:", "", 1);
+	base("", "", 0);
+	base("Rex: hello", "REX: HELLO", 0);
+	base("Fw: hello", "HELLO", 1);
+	base("[a][b] re: x", "X", 1);
+}
+
+static struct imap_sort_msg msg(uint32_t seq, const char *blob_fields[IMAP_SF_COUNT])
+{
+	struct buf b = { 0 };
+	for (int i = 0; i < IMAP_SF_COUNT; i++) {
+		buf_append_str(&b, blob_fields[i] ? blob_fields[i] : "");
+		buf_append(&b, "", 1);
+	}
+	struct imap_sort_msg m = { .seq = seq, .uid = seq, .blob = xmalloc(b.len) };
+	memcpy(m.blob, buf_ptr(&b), b.len);
+	imap_sort_fields(m.blob, b.len, m.f);
+	buf_free(&b);
+	return m;
+}
+
+static void thread(struct imap_sort_msg *m, size_t n, const char *want, const char *what)
+{
+	struct buf out = { 0 };
+	imap_thread_run(m, n, true, false, &out);
+	buf_append(&out, "", 1);
+	ok(want == NULL ? out.len > 1 : strcmp(buf_ptr(&out), want) == 0, "%s: %.60s", what, buf_ptr(&out));
+	buf_free(&out);
+	for (size_t i = 0; i < n; i++)
+		free(m[i].blob);
+}
+
+static void test_thread_hostile(void)
+{
+	/* A refs B, B refs A: no loop, both shown */
+	const char *a[IMAP_SF_COUNT] = { "1", "X", "0", [IMAP_SF_MSGID] = "<a@x>", [IMAP_SF_REFS] = "<b@x>" };
+	const char *b[IMAP_SF_COUNT] = { "2", "Y", "0", [IMAP_SF_MSGID] = "<b@x>", [IMAP_SF_REFS] = "<a@x>" };
+	struct imap_sort_msg m[3] = { msg(1, a), msg(2, b) };
+	/* A is filed under B (its reference); B's reference to A would close
+	 * a loop and is dropped */
+	thread(m, 2, "(2 1)", "a reference loop is not made");
+	const char *self[IMAP_SF_COUNT] = { "1", "X", "0", [IMAP_SF_MSGID] = "<s@x>", [IMAP_SF_REFS] = "<s@x>" };
+	m[0] = msg(1, self);
+	thread(m, 1, "(1)", "a message referring to itself");
+	const char *d1[IMAP_SF_COUNT] = { "1", "P", "0", [IMAP_SF_MSGID] = "<d@x>" };
+	const char *d2[IMAP_SF_COUNT] = { "2", "Q", "0", [IMAP_SF_MSGID] = "<d@x>" };
+	m[0] = msg(1, d1);
+	m[1] = msg(2, d2);
+	thread(m, 2, "(1)(2)", "a duplicate Message-ID: both messages kept");
+
+	size_t n = 100000;
+	struct imap_sort_msg *chain = calloc(n, sizeof(*chain));
+	for (size_t i = 0; i < n; i++) {
+		char date[24], id[32], ref[32];
+		snprintf(date, sizeof(date), "%zu", i);
+		snprintf(id, sizeof(id), "<%zu@x>", i);
+		snprintf(ref, sizeof(ref), "<%zu@x>", i ? i - 1 : 0);
+		const char *f[IMAP_SF_COUNT] = { date, "CHAIN", i ? "1" : "0", [IMAP_SF_MSGID] = id,
+						 [IMAP_SF_REFS] = i ? ref : "" };
+		chain[i] = msg((uint32_t)(i + 1), f);
+	}
+	thread(chain, n, NULL, "a 100,000-deep reply chain");
+	free(chain);
+}
+
+int main(void)
+{
+	test_base_subjects();
+	test_thread_hostile();
+	return tap_done();
+}
