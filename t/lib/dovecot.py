@@ -8,6 +8,12 @@ allowed (loopback); IMAP folders use Maildir++'s "." separator.
 
     with dovecot.Dovecot(maildir, "john@example.org", "{PLAIN}secret") as dv:
         p = poplib.POP3("127.0.0.1", dv.port)
+
+More users (users=[(name, hash), ...]) share the passwd-file; with
+mail_location (e.g. "maildir:/tmp/x/%n/Maildir") each gets its own Maildir,
+which the caller makes readable and writable for MAIL_UID. extra is config
+text appended at the end (settings the template does not set, e.g.
+"default_client_limit" or "service imap { process_limit }").
 """
 
 import os
@@ -19,6 +25,9 @@ import tempfile
 import time
 
 DOVECOT = "/usr/sbin/dovecot"
+# Dovecot refuses uid 0 for mail: Maildirs go to the "mail" user (moonpost,
+# as root in the tests, still reads and writes them).
+MAIL_UID = MAIL_GID = 8
 
 
 def available(protocol="pop3"):
@@ -44,7 +53,7 @@ auth_mechanisms = plain
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 0
-mail_location = maildir:{maildir}
+mail_location = {mail_location}
 pop3_uidl_format = %08Xu%08Xv
 namespace inbox {{
   inbox = yes
@@ -81,13 +90,12 @@ service stats {{
 class Dovecot:
     GREETING = {"pop3": b"+OK", "imap": b"* OK"}
 
-    def __init__(self, maildir, user, password_hash, extra="", protocol="pop3"):
+    def __init__(self, maildir, user, password_hash, extra="", protocol="pop3",
+                 users=(), mail_location=None):
         self.dir = tempfile.mkdtemp(prefix="dovecot-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.port = _free_port()
-        # Dovecot refuses uid 0 for mail: the Maildir goes to the "mail"
-        # user (moonpost, as root in the tests, still reads and writes it).
-        uid = gid = 8
+        uid, gid = MAIL_UID, MAIL_GID
         for root, dirs, files in os.walk(maildir):
             for n in dirs + files:
                 os.lchown(os.path.join(root, n), uid, gid)
@@ -95,10 +103,13 @@ class Dovecot:
         os.chown(os.path.dirname(os.path.abspath(maildir)), uid, gid)
         with open(os.path.join(self.dir, "passwd"), "w") as f:
             f.write("%s:%s\n" % (user, password_hash))
+            for name, h in users:
+                f.write("%s:%s\n" % (name, h))
         os.chmod(os.path.join(self.dir, "passwd"), 0o644)
         self.conf = os.path.join(self.dir, "dovecot.conf")
         with open(self.conf, "w") as f:
-            f.write(CONF.format(dir=self.dir, maildir=os.path.abspath(maildir),
+            loc = mail_location or "maildir:" + os.path.abspath(maildir)
+            f.write(CONF.format(dir=self.dir, mail_location=loc,
                                 uid=uid, gid=gid, port=self.port, proto=protocol) + extra)
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
