@@ -107,10 +107,15 @@ static const struct conf_field imap_fields[] = {
 	/* RFC 7162 4 recommends accepting command lines of 8192 octets. */
 	{ .name = "line_max", .type = CT_INT, .offset = F(conf_imap, line_max),
 	  .min = 1024, .max = 1048576, .def_int = 65536 },
+	/* Literals held in memory (LOGIN, SEARCH strings, ...): APPEND's
+	 * messages are streamed to disk and bounded by append_max instead. */
 	{ .name = "literal_max", .type = CT_INT, .offset = F(conf_imap, literal_max),
-	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 64 * 1024 * 1024 },
+	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 1024 * 1024 },
 	{ .name = "command_max", .type = CT_INT, .offset = F(conf_imap, command_max),
-	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 80 * 1024 * 1024 },
+	  .min = 1024, .max = INT64_C(1) << 34, .def_int = 2 * 1024 * 1024 },
+	/* 0: the same limit as SMTP's message_size (conf_check). */
+	{ .name = "append_max", .type = CT_INT, .offset = F(conf_imap, append_max),
+	  .min = 0, .max = INT64_C(1) << 40, .def_int = 0 },
 	{ .name = "errors_max", .type = CT_INT, .offset = F(conf_imap, errors_max),
 	  .min = 1, .max = 1000, .def_int = 20 },
 	/* RFC 3501 5.4 asks for at least 30 minutes; shorter only for tests. */
@@ -369,6 +374,8 @@ static void conf_check(struct conf *c, struct conf_errors *e, bool load_tls)
 		gethostname(h, sizeof(h) - 1);
 		c->hostname = arena_strdup(c->arena, h);
 	}
+	if (c->imap.append_max == 0)
+		c->imap.append_max = c->smtp.message_size;
 	if (c->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->workers = n > 0 ? n : 1;

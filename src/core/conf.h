@@ -70,6 +70,8 @@ struct conf_imap {
 	int64_t line_max;       /* one command line (between literals) incl. CRLF */
 	int64_t literal_max;    /* bytes of one literal */
 	int64_t command_max;    /* bytes of a whole command incl. literals */
+	int64_t append_max;     /* bytes of one APPEND message (streamed to disk);
+				 * 0 in the file = smtp.message_size */
 	int64_t errors_max;     /* bad commands, then BYE and close */
 	int64_t idle_timeout;   /* seconds; RFC 3501 5.4: at least 1800 */
 };

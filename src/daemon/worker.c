@@ -197,6 +197,7 @@ static void worker_setup_imap(struct worker_listener *wl, const struct conf_list
 			.line_max = (size_t)c->imap.line_max,
 			.literal_max = (uint64_t)c->imap.literal_max,
 			.cmd_max = (size_t)c->imap.command_max,
+			.append_max = (uint64_t)c->imap.append_max,
 			.errors_max = (int)c->imap.errors_max,
 			.idle_timeout = (double)c->imap.idle_timeout,
 		},

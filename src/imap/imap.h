@@ -37,6 +37,8 @@ struct imap_limits {
 	size_t line_max;        /* one command line (between literals) incl. CRLF */
 	uint64_t literal_max;   /* one literal's size ({n}, {n+}) */
 	size_t cmd_max;         /* a whole command: lines + literals */
+	uint64_t append_max;    /* one APPEND message (streamed to disk, not
+				 * held: not counted in literal_max/cmd_max) */
 	int errors_max;         /* bad commands, then BYE and close */
 	double idle_timeout;    /* seconds; RFC 3501 5.4: at least 30 minutes */
 };
@@ -97,9 +99,15 @@ struct imap_parse_limits {
 enum imap_parse_result {
 	IMAP_PARSE_AGAIN,       /* all input consumed, command not complete */
 	IMAP_PARSE_OK,          /* a complete command (or line in line mode) */
-	IMAP_PARSE_LITERAL,     /* a synchronizing literal was announced: send
+	IMAP_PARSE_LITERAL,     /* a synchronizing literal was accepted: send
 				 * "+ ..." (RFC 3501 7.5), then keep feeding */
 	IMAP_PARSE_ERROR,       /* see error/code; the rest of the line is skipped */
+	IMAP_PARSE_ANNOUNCE,    /* announce mode only: a literal of lit_size
+				 * bytes (lit_plus: non-synchronizing) ends the
+				 * line, nothing of it read or checked yet; decide
+				 * with imap_parser_literal*() before feeding on */
+	IMAP_PARSE_CHUNK,       /* sink mode: chunk is the next piece of the
+				 * literal; lit_left bytes follow (0: complete) */
 };
 
 /* What a parse error means for the session. */
@@ -113,13 +121,21 @@ enum imap_parse_error {
 enum imap_pstate {
 	IP_TAG, IP_NAME, IP_SP_OR_END, IP_ARG, IP_ATOM, IP_QUOTED, IP_QUOTED_ESC,
 	IP_LIT_SIZE, IP_LIT_PLUS, IP_LIT_CR, IP_LIT_LF, IP_LIT_DATA, IP_CR,
-	IP_SKIP, IP_LINE,
+	IP_SKIP, IP_LINE, IP_LIT_DECIDE, IP_LIT_SINK,
+};
+
+/* What becomes of an announced literal (imap_parser_literal). */
+enum imap_literal_mode {
+	IMAP_LIT_BUFFER,        /* into the command's arguments (the limits apply) */
+	IMAP_LIT_SINK,          /* out as CHUNK events, not held: the caller
+				 * bounds it (APPEND streams it to a file) */
 };
 
 struct imap_parser {
 	struct imap_parse_limits lim;
 	enum imap_pstate state;
 	bool line_mode;         /* next: one bare line (SASL response, DONE) */
+	bool announce;          /* report literals as ANNOUNCE (imap_parser_announce) */
 	/* the command being built */
 	char tag[IMAP_TAG_MAX + 1];
 	char name[IMAP_NAME_MAX + 1];
@@ -144,6 +160,7 @@ struct imap_parser {
 	struct imap_arg *out;   /* valid after IMAP_PARSE_OK until the next feed */
 	size_t nout;
 	struct str line;        /* line mode result */
+	struct str chunk;       /* CHUNK result: a slice of the input fed */
 };
 
 void imap_parser_init(struct imap_parser *p, const struct imap_parse_limits *lim);
@@ -153,14 +170,36 @@ void imap_parser_reset(struct imap_parser *p);
 /* Feeds bytes; *used says how many were taken (up to the end of the event
  * reported). AGAIN: everything was taken. OK: tag/name/out are the
  * command (line mode: line), valid until the next feed. LITERAL: the
- * announced size is lit_size; go on feeding. ERROR: error/error_text,
- * tag may be "" if it was not read yet; further feeding skips to the end
- * of the bad line (a literal announced on it is not read). */
+ * announced size is lit_size; go on feeding. ANNOUNCE, CHUNK: below.
+ * ERROR: error/error_text, tag may be "" if it was not read yet; further
+ * feeding skips to the end of the bad line (a literal announced on it is
+ * not read). */
 enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *buf, size_t len,
 					size_t *used);
 /* The next OK is one line (no tag, no arguments; CRLF removed), e.g. a
  * SASL response (RFC 3501 6.2.2) or IDLE's DONE. */
 void imap_parser_want_line(struct imap_parser *p);
+
+/* Literal sink mode, for APPEND (RFC 3501 6.3.11, RFC 3502): with on, every
+ * literal is reported as ANNOUNCE when its "{n}" line ends, before any
+ * limit, so the session can look at the command so far and decide: */
+void imap_parser_announce(struct imap_parser *p, bool on);
+/* After ANNOUNCE: the arguments before the literal, as OK would show them
+ * (valid until the next feed or decision); false if the literal is inside
+ * a list. */
+bool imap_parser_partial(struct imap_parser *p, const struct imap_arg **args_r, size_t *n_r);
+/* After ANNOUNCE: takes the literal. BUFFER applies literal_max/cmd_max and
+ * stores it; SINK reports its bytes as CHUNK events instead (they do not
+ * count in cmd_max) and its argument is an empty LITERAL. Returns LITERAL
+ * (synchronizing: send "+"), AGAIN (non-synchronizing: keep feeding) or
+ * ERROR (as feed: over a limit, too many arguments). Feeding without a
+ * decision is BUFFER. */
+enum imap_parse_result imap_parser_literal(struct imap_parser *p, enum imap_literal_mode mode);
+/* After ANNOUNCE of a synchronizing literal: drops the command (the client
+ * sends no literal after a tagged NO/BAD, RFC 3501 7.5); the next byte
+ * starts a new command. The caller answers. Not for a non-synchronizing
+ * literal, whose bytes are on their way: sink and drop them, or close. */
+void imap_parser_literal_refuse(struct imap_parser *p);
 
 /* Helpers over parsed arguments. */
 /* An astring (atom, quoted or literal) as a slice; false otherwise. */

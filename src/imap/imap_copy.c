@@ -1,14 +1,12 @@
-/* imap_copy.c - APPEND (RFC 3501 6.3.11), COPY (6.4.7), MOVE (RFC 6851),
- * with UIDPLUS responses (RFC 4315: APPENDUID, COPYUID).
+/* imap_copy.c - COPY (RFC 3501 6.4.7) and MOVE (RFC 6851) with UIDPLUS's
+ * COPYUID (RFC 4315); APPEND is imap_append.c.
  *
- * APPEND is durable before its tagged OK: the message is written to tmp/,
- * fsync'd, renamed into cur/ and the directory fsync'd (imap_folder.h).
  * COPY hard-links the files into the destination (a copy where links are
  * not possible), then the destination's dovecot-uidlist gives them UIDs.
  * MOVE is COPY then the expunge of the sources; the job holds the selected
  * mailbox meanwhile, as EXPUNGE does. A missing destination is
- * NO [TRYCREATE] (RFC 3501 6.3.11). APPEND and COPY past the user's quota
- * (the directory's, counted like SMTP delivery does) are NO [OVERQUOTA]
+ * NO [TRYCREATE] (RFC 3501 6.4.7). COPY past the user's quota (the
+ * directory's, counted like SMTP delivery does) is NO [OVERQUOTA]
  * (RFC 5530). */
 #include "imap_int.h"
 #include "imap_folder.h"
@@ -24,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 struct imap_copy_msg {
 	size_t index;
@@ -43,14 +40,6 @@ struct imap_copy_job {
 	char *src;              /* source folder (COPY/MOVE) */
 	int64_t quota;          /* bytes, 0 = unlimited */
 	bool uid_cmd, move;
-	/* APPEND */
-	char *data;
-	size_t len;
-	char flags[8];
-	char *kwnames[IMAP_KEYWORDS_MAX];       /* keywords of the APPEND */
-	size_t nkw;
-	time_t date;
-	/* COPY/MOVE */
 	struct imap_copy_msg *msgs;
 	size_t n;
 	struct imap_selected *sel;      /* MOVE: the source, held by the job */
@@ -69,9 +58,6 @@ static void imap_copy_job_free(struct imap_copy_job *j)
 	free(j->root);
 	free(j->dest);
 	free(j->src);
-	free(j->data);
-	for (size_t i = 0; i < j->nkw; i++)
-		free(j->kwnames[i]);
 	imap_keywords_free(&j->src_kw);
 	imap_keywords_free(&j->dst_kw);
 	buf_free(&j->out);
@@ -112,20 +98,6 @@ static struct mailbox *imap_copy_uids(const char *folder, struct imap_copy_msg *
 	return mb;
 }
 
-/* --- APPEND --- */
-
-/* Maildir info letters in ASCII order (as Dovecot writes them). */
-static void imap_copy_sort(char *flags)
-{
-	size_t n = strlen(flags);
-	for (size_t i = 1; i < n; i++)
-		for (size_t k = i; k > 0 && flags[k - 1] > flags[k]; k--) {
-			char t = flags[k];
-			flags[k] = flags[k - 1];
-			flags[k - 1] = t;
-		}
-}
-
 /* Whether adding bytes stays within the quota (the sizes of every folder,
  * as SMTP delivery counts them); writes the NO when it does not. */
 static bool imap_quota_ok(struct imap_copy_job *j, uint64_t bytes)
@@ -138,145 +110,6 @@ static bool imap_quota_ok(struct imap_copy_job *j, uint64_t bytes)
 	imap_copy_reply(j, "NO", used < 0 ? "[SERVERBUG] Cannot compute the quota." :
 			"[OVERQUOTA] Quota exceeded (mailbox is full).");
 	return false;
-}
-
-static void imap_append_work(void *arg)
-{
-	struct imap_copy_job *j = arg;
-	if (!imap_quota_ok(j, j->len))
-		return;
-	char *folder = imap_copy_dest(j);
-	if (folder == NULL)
-		return;
-	struct imap_copy_msg m = { .copied = true };
-	char flags[40];
-	snprintf(flags, sizeof(flags), "%s", j->flags);
-	if (j->nkw > 0 && imap_keywords_read(folder, &j->dst_kw) == 0) {
-		for (size_t i = 0; i < j->nkw; i++) {
-			char l = imap_keywords_assign(folder, &j->dst_kw, j->kwnames[i]);
-			size_t n = strlen(flags);
-			if (l && !strchr(flags, l) && n + 1 < sizeof(flags)) {
-				flags[n] = l;       /* lower case sorts after DFRST */
-				flags[n + 1] = '\0';
-			}
-		}
-		imap_copy_sort(flags);
-	}
-	if (imap_folder_append(folder, j->data, j->len, flags, j->date, m.new_base,
-			       sizeof(m.new_base)) < 0) {
-		log_error(NULL, "event=append_failed folder=\"%s\" error=\"%s\"", folder, strerror(errno));
-		imap_copy_reply(j, "NO", "[SERVERBUG] Cannot save the message.");
-		free(folder);
-		return;
-	}
-	struct mailbox *mb = imap_copy_uids(folder, &m, 1);
-	if (mb != NULL && m.new_uid)
-		buf_printf(&j->out, "%s OK [APPENDUID %u %u] Append completed.\r\n", j->tag,
-			   mb->hdr.uidvalidity, m.new_uid);
-	else
-		imap_copy_reply(j, "OK", "Append completed.");
-	mailbox_free(&mb);
-	free(folder);
-}
-
-static void imap_copy_done(void *arg);
-
-/* RFC 3501 9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be " d"). */
-static int imap_parse_date_time(struct str s, time_t *t)
-{
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	char buf[40];
-	if (s.len < 25 || s.len > 27)
-		return -1;
-	snprintf(buf, sizeof(buf), "%.*s", STR_FMT(s));
-	struct tm tm = { 0 };
-	char mon[4];
-	int zone, n = 0;
-	if (sscanf(buf, "%2d-%3s-%4d %2d:%2d:%2d %5d%n", &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour,
-		   &tm.tm_min, &tm.tm_sec, &zone, &n) != 7 || (size_t)n != strlen(buf))
-		return -1;
-	const char *m = strstr(months, mon);
-	if (m == NULL || (m - months) % 3 != 0 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || zone < -1459 || zone > 1459)
-		return -1;
-	tm.tm_mon = (int)((m - months) / 3);
-	tm.tm_year -= 1900;
-	int off = (zone / 100) * 3600 + (zone % 100) * 60;
-	*t = timegm(&tm) - off;
-	return 0;
-}
-
-static int imap_flag_letters(struct imap_copy_job *j, const struct imap_arg *list, char out[8])
-{
-	static const struct { const char *flag; char letter; } map[] = {
-		{ "\\Draft", 'D' }, { "\\Flagged", 'F' }, { "\\Answered", 'R' },
-		{ "\\Seen", 'S' }, { "\\Deleted", 'T' },
-	};
-	char set[6] = "";
-	for (size_t i = 1; i <= list->members; i++) {
-		if (list[i].type != IMAP_ARG_ATOM)
-			return -1;
-		if (list[i].s.p[0] != '\\') {    /* a keyword: its letter in the job */
-			if (!imap_keyword_valid(list[i].s))
-				return -1;
-			if (j->nkw < IMAP_KEYWORDS_MAX)
-				j->kwnames[j->nkw++] = xstrndup(list[i].s.p, list[i].s.len);
-			continue;
-		}
-		size_t k = 0;
-		while (k < ARRAY_SIZE(map) && !str_case_eq(list[i].s, map[k].flag))
-			k++;
-		if (k == ARRAY_SIZE(map))
-			return -1;
-		set[k] = map[k].letter;
-	}
-	size_t n = 0;
-	for (size_t k = 0; k < ARRAY_SIZE(map); k++)   /* ASCII order, as Dovecot */
-		if (set[k])
-			out[n++] = set[k];
-	out[n] = '\0';
-	return 0;
-}
-
-void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t nargs)
-{
-	const struct imap_arg *a[5];
-	struct str mbox, msg;
-	size_t n = imap_args_top(args, nargs, a, 5);
-	if (n < 2 || n > 4) {
-		imap_bad(s, "Syntax: APPEND mailbox [(flags)] [date-time] message");
-		return;
-	}
-	struct imap_copy_job *j = xcalloc(1, sizeof(*j));
-	size_t i = 1;
-	if (a[i]->type == IMAP_ARG_LIST && a[i]->members == a[i]->span - 1 &&
-	    imap_flag_letters(j, a[i], j->flags) == 0)
-		i++;
-	if (i < n - 1 && a[i]->type == IMAP_ARG_QUOTED && imap_parse_date_time(a[i]->s, &j->date) == 0)
-		i++;
-	if (i != n - 1 || !imap_arg_astring(a[0], &mbox) ||
-	    (a[i]->type != IMAP_ARG_LITERAL && a[i]->type != IMAP_ARG_QUOTED)) {
-		imap_copy_job_free(j);
-		imap_bad(s, "Syntax: APPEND mailbox [(flags)] [date-time] message");
-		return;
-	}
-	msg = a[i]->s;
-	const char *why;
-	if (imap_folder_name_check(mbox, &why) < 0) {
-		imap_copy_job_free(j);
-		imap_tagged(s, "NO", "[CANNOT] %s.", why);
-		return;
-	}
-	j->conn_id = s->conn->id;
-	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
-	j->root = xstrdup(s->maildir);
-	j->quota = s->quota;
-	j->dest = imap_folder_is_inbox(mbox) ? xstrdup("INBOX") : xstrndup(mbox.p, mbox.len);
-	j->data = xmalloc(msg.len + 1);
-	memcpy(j->data, msg.p, msg.len);
-	j->len = msg.len;
-	conn_pause(s->conn);
-	pool_submit(s->srv->io_pool, imap_append_work, imap_copy_done, j);
 }
 
 /* --- COPY / MOVE --- */
@@ -378,7 +211,7 @@ static void imap_copy_work(void *arg)
 		j->msgs[i].copied = imap_copy_one(j, &j->msgs[i], folder) == 0;
 		copied += j->msgs[i].copied;
 	}
-	struct mailbox *mb = copied && imap_folder_sync_dir(folder) == 0 ?
+	struct mailbox *mb = copied && imap_folder_sync_dir(folder, "cur") == 0 ?
 			     imap_copy_uids(folder, j->msgs, j->n) : NULL;
 	const char *what = j->move ? "Move" : "Copy";
 	if (copied < j->n || (copied > 0 && mb == NULL)) {

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,26 +41,73 @@ const char *imap_folder_special_use(const char *name)
 	return NULL;
 }
 
+static int imap_mb64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == ',' ? 63 : -1;
+}
+
+/* One UTF-16 unit of a run: printable ASCII must not be encoded (RFC 3501
+ * 5.1.3), surrogates must pair. *high: a high surrogate waits. */
+static int imap_mutf7_unit(uint32_t u, bool *high)
+{
+	if (*high) {
+		*high = false;
+		return u >= 0xDC00 && u <= 0xDFFF ? 0 : -1;
+	}
+	if (u >= 0xDC00 && u <= 0xDFFF)
+		return -1;
+	*high = u >= 0xD800 && u <= 0xDBFF;
+	return u >= 0x20 && u <= 0x7E ? -1 : 0;
+}
+
+/* The run of modified BASE64 in p[0 .. n): whole UTF-16 units, zero
+ * padding bits (RFC 2152), every unit valid. 0 or -1. */
+static int imap_mutf7_run(const char *p, size_t n)
+{
+	uint32_t bits = 0;
+	unsigned nbits = 0;
+	bool high = false;
+	for (size_t i = 0; i < n; i++) {
+		int v = imap_mb64_value(p[i]);
+		if (v < 0)
+			return -1;
+		bits = (bits << 6) | (uint32_t)v;
+		nbits += 6;
+		if (nbits >= 16) {
+			nbits -= 16;
+			if (imap_mutf7_unit((bits >> nbits) & 0xFFFF, &high) < 0)
+				return -1;
+		}
+	}
+	return nbits < 6 && (bits & ((1u << nbits) - 1)) == 0 && !high ? 0 : -1;
+}
+
 /* RFC 3501 5.1.3: "&" starts modified BASE64 (RFC 2152's alphabet with
  * "," for "/") ended by "-"; "&-" is "&". Printable ASCII other than "&"
- * stands for itself. 0 or -1. */
+ * stands for itself, and two runs never touch ("&...-&...-" must be one
+ * run). 0 or -1. */
 static int imap_folder_mutf7_check(struct str name)
 {
+	bool after_run = false;
 	for (size_t i = 0; i < name.len; i++) {
-		if (name.p[i] != '&')
+		if (name.p[i] != '&') {
+			after_run = false;
 			continue;
-		size_t k = i + 1;
-		while (k < name.len && (isalnum((unsigned char)name.p[k]) || name.p[k] == '+' ||
-					name.p[k] == ','))
-			k++;
-		if (k == name.len || name.p[k] != '-')
+		}
+		const char *end = memchr(name.p + i + 1, '-', name.len - i - 1);
+		if (end == NULL)
 			return -1;
-		/* whole UTF-16 units: 3 units are 8 characters, 1 unit 3 and
-		 * 2 units 6 (RFC 2152 padding bits) */
-		size_t n = k - i - 1;
-		if (n % 8 != 0 && n % 8 != 3 && n % 8 != 6)
+		size_t n = (size_t)(end - (name.p + i + 1));
+		if (n > 0 && (after_run || imap_mutf7_run(name.p + i + 1, n) < 0))
 			return -1;
-		i = k;
+		after_run = n > 0;
+		i += n + 1;
 	}
 	return 0;
 }
@@ -296,20 +344,37 @@ bool imap_folder_match(const char *pattern, const char *name, char sep)
 
 /* --- new messages: APPEND, COPY --- */
 
+#define IMAP_FOLDER_TMP_TAG "moonpost"    /* store/maildir.c's tmp tag: swept when we die */
+
 void imap_folder_newbase(char *out, size_t size)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static struct timeval last;
 	static unsigned seq;
 	struct timeval tv;
 	char host[256];
 	gettimeofday(&tv, NULL);
+	/* Strictly increasing in this process, microseconds zero-padded: the
+	 * names sort (mailbox.c: seconds, then strcmp) in the order made. */
+	pthread_mutex_lock(&mu);
+	if (timercmp(&tv, &last, <=)) {
+		tv = last;
+		if (++tv.tv_usec == 1000000) {
+			tv.tv_sec++;
+			tv.tv_usec = 0;
+		}
+	}
+	last = tv;
+	unsigned q = ++seq;
+	pthread_mutex_unlock(&mu);
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
 	for (char *h = host; *h; h++)
 		if (*h == '/' || *h == ':')
 			*h = '_';       /* Maildir: no "/" or ":" in names */
-	snprintf(out, size, "%ld.M%ldP%dQ%u.%s", (long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
-		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED), host);
+	snprintf(out, size, "%ld.M%06ldP%dQ%u.%s", (long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+		 q, host);
 }
 
 static int imap_folder_fsync_dir(const char *path)
@@ -322,44 +387,65 @@ static int imap_folder_fsync_dir(const char *path)
 	return rc;
 }
 
-int imap_folder_append(const char *folder, const char *data, size_t len, const char *flags,
-		       time_t mtime, char *base_r, size_t base_size)
+int imap_folder_tmp_create(const char *folder, char **path_r)
 {
+	char base[512];
 	struct buf b = { 0 };
-	size_t vsize = 0;
-	/* stored with LF line ends, as deliveries are; W= is the CRLF size */
-	for (size_t i = 0; i < len; i++) {
-		if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
-			continue;
-		buf_append(&b, &data[i], 1);
-		vsize += data[i] == '\n' ? 2 : 1;
-	}
-	char base[512], tmp[4600], dst[4700];
 	imap_folder_newbase(base, sizeof(base));
-	snprintf(base_r, base_size, "%s,S=%zu,W=%zu", base, b.len, vsize);
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", folder, base_r);
-	snprintf(dst, sizeof(dst), "%s/cur/%s:2,%s", folder, base_r, flags);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int rc = fd < 0 ? -1 : 0;
-	if (rc == 0 && b.len > 0 && write(fd, buf_ptr(&b), b.len) != (ssize_t)b.len)
-		rc = -1;
-	if (rc == 0 && mtime > 0) {
-		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
-		futimens(fd, ts);
+	buf_printf(&b, "%s/tmp/%s.%s.%d", folder, base, IMAP_FOLDER_TMP_TAG, (int)getpid());
+	int fd = open(buf_ptr(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		/* a folder made by hand may lack tmp/; a deleted one stays ENOENT */
+		char tmp[4200];
+		snprintf(tmp, sizeof(tmp), "%s/tmp", folder);
+		if (mkdir(tmp, 0700) == 0 || errno == EEXIST)
+			fd = open(buf_ptr(&b), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
-	if (rc == 0 && fsync(fd) != 0)
-		rc = -1;
-	if (fd >= 0 && close(fd) != 0)
-		rc = -1;
-	if (rc == 0 && rename(tmp, dst) != 0)
-		rc = -1;
-	if (rc != 0 && fd >= 0)
-		unlink(tmp);
-	char cur[4600];
-	snprintf(cur, sizeof(cur), "%s/cur", folder);
-	if (rc == 0 && imap_folder_fsync_dir(cur) != 0)
-		rc = -1;
+	int e = errno;
+	if (fd >= 0)
+		*path_r = xstrdup(buf_ptr(&b));
 	buf_free(&b);
+	errno = e;
+	return fd;
+}
+
+int imap_folder_tmp_sync(const char *path, time_t mtime)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = 0;
+	if (mtime > 0) {
+		struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+		rc = futimens(fd, ts);
+	}
+	if (rc == 0)
+		rc = fsync(fd);
+	if (close(fd) != 0)
+		rc = -1;
+	return rc;
+}
+
+int imap_folder_publish(const char *folder, const struct imap_folder_file *f, char *base_r,
+			size_t base_size, char **path_r)
+{
+	char base[512];
+	struct buf dst = { 0 };
+	imap_folder_newbase(base, sizeof(base));
+	snprintf(base_r, base_size, "%s,S=%llu,W=%llu", base, (unsigned long long)f->size,
+		 (unsigned long long)f->vsize);
+	/* new/ even with flags: \Recent "in either case" (RFC 3501 6.3.11);
+	 * the next SELECT moves it to cur/ with its flags, as Dovecot does */
+	if (f->flags == NULL)
+		buf_printf(&dst, "%s/new/%s", folder, base_r);
+	else
+		buf_printf(&dst, "%s/new/%s:2,%s", folder, base_r, f->flags);
+	int rc = rename(f->tmp, buf_ptr(&dst));
+	int e = errno;
+	if (rc == 0)
+		*path_r = xstrdup(buf_ptr(&dst));
+	buf_free(&dst);
+	errno = e;
 	return rc;
 }
 
@@ -376,7 +462,8 @@ int imap_folder_link(const char *src_folder, const char *src_file, const char *d
 	imap_folder_newbase(base, sizeof(base));
 	snprintf(base_r, base_size, "%s%.*s", base, (int)slen, sizes ? sizes : "");
 	snprintf(from, sizeof(from), "%s/%s", src_folder, src_file);
-	snprintf(to, sizeof(to), "%s/cur/%s:2,%s", dst_folder, base_r, flags);
+	/* new/: copies are \Recent (RFC 3501 6.4.7) */
+	snprintf(to, sizeof(to), "%s/new/%s:2,%s", dst_folder, base_r, flags);
 	if (link(from, to) == 0)
 		return 0;
 	if (errno != EXDEV && errno != EPERM)
@@ -409,9 +496,9 @@ int imap_folder_link(const char *src_folder, const char *src_file, const char *d
 	return rc;
 }
 
-int imap_folder_sync_dir(const char *folder)
+int imap_folder_sync_dir(const char *folder, const char *sub)
 {
-	char cur[4600];
-	snprintf(cur, sizeof(cur), "%s/cur", folder);
-	return imap_folder_fsync_dir(cur);
+	char dir[4600];
+	snprintf(dir, sizeof(dir), "%s/%s", folder, sub);
+	return imap_folder_fsync_dir(dir);
 }

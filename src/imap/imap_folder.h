@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "core/buf.h"
@@ -54,20 +55,38 @@ int imap_folder_subs_change(const char *root, const char *name, bool subscribe);
  * does not match the separator sep. */
 bool imap_folder_match(const char *pattern, const char *name, char sep);
 
-/* A new unique Maildir base name (time.MusecPpidQn.host). */
+/* A new unique Maildir base name (time.MusecPpidQn.host). Names made one
+ * after another in this process sort in that order (new UIDs are given in
+ * name order, mailbox.h), so a MULTIAPPEND's UIDs ascend like its messages. */
 void imap_folder_newbase(char *out, size_t size);
-/* Durable APPEND (the design's promise): data (CRLF or LF) is written to
- * folder/tmp with LF line ends, fsync'd, renamed to folder/cur/BASE:2,FLAGS
- * and the directory fsync'd; mtime (if > 0) is the internal date. The base
- * name (with S= and W=) goes to base_r. 0 or -1 (errno). */
-int imap_folder_append(const char *folder, const char *data, size_t len, const char *flags,
-		       time_t mtime, char *base_r, size_t base_size);
+
+/* APPEND, streamed (imap_append.c): a new empty file in folder/tmp, named
+ * "BASE.moonpost.PID" so that maildir_clean_tmp() removes it if this
+ * process dies. The fd (write-only), and the path in *path_r (malloc'd);
+ * or -1 (errno; ENOENT: the folder is gone). */
+int imap_folder_tmp_create(const char *folder, char **path_r);
+/* Makes a written tmp file durable: mtime (the internal date) if > 0, then
+ * fsync. 0 or -1 (errno). */
+int imap_folder_tmp_sync(const char *path, time_t mtime);
+
+struct imap_folder_file {
+	const char *tmp;        /* the complete, fsync'd file in tmp/ */
+	const char *flags;      /* NULL: into new/; else cur/ with ":2,FLAGS" */
+	uint64_t size, vsize;   /* S= (bytes stored), W= (with CRLF line ends) */
+};
+/* Renames f->tmp into the folder under a new base name "BASE,S=..,W=.."
+ * (to base_r; the new path to *path_r, malloc'd). The directory is not
+ * fsync'd: imap_folder_sync_dir once after all. 0 or -1 (errno). */
+int imap_folder_publish(const char *folder, const struct imap_folder_file *f, char *base_r,
+			size_t base_size, char **path_r);
+
 /* COPY one message: a hard link (or a copy where links fail) of
  * src_folder/src_file into dst_folder/cur with a new base name and the
  * info flags given (keyword letters differ between folders). The
  * directory is not fsync'd: imap_folder_sync_dir once after all. 0 or -1. */
 int imap_folder_link(const char *src_folder, const char *src_file, const char *dst_folder,
 		     const char *flags, char *base_r, size_t base_size);
-int imap_folder_sync_dir(const char *folder);
+/* fsync of folder/sub ("cur", "new"): the renames into it are durable. */
+int imap_folder_sync_dir(const char *folder, const char *sub);
 
 #endif

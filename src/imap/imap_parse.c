@@ -166,26 +166,76 @@ static enum imap_parse_result imap_line_end(struct imap_parser *p)
 	return IMAP_PARSE_OK;
 }
 
-/* Announced literal: checks the limits; sync literals ask for "+". */
-static enum imap_parse_result imap_literal_start(struct imap_parser *p)
+/* A literal that will not be read. RFC 7888 4: a non-synchronizing
+ * literal's bytes are on their way already and cannot be told from
+ * commands: the session must close. A synchronizing one was never sent:
+ * refuse it and go on with the next command. */
+static enum imap_parse_result imap_literal_fail(struct imap_parser *p, enum imap_parse_error e,
+						const char *text)
 {
-	uint64_t room = p->lim.cmd_max > p->cmd_len ? p->lim.cmd_max - p->cmd_len : 0;
-	if (p->lit_size > p->lim.literal_max || p->lit_size > room) {
-		/* RFC 7888 4: a non-synchronizing literal's bytes are on their
-		 * way already; the session must close. A synchronizing one was
-		 * never sent: refuse and go on with the next command. */
-		enum imap_parse_error e = p->lit_plus ? IMAP_ERR_FATAL : IMAP_ERR_TOOBIG;
-		enum imap_parse_result r = imap_parse_fail(p, e, "Literal too big");
-		p->state = IP_TAG;
-		p->done = true;
-		return r;
-	}
+	enum imap_parse_result r = imap_parse_fail(p, p->lit_plus ? IMAP_ERR_FATAL : e, text);
+	p->state = IP_TAG;
+	p->done = true;
+	return r;
+}
+
+/* The literal's argument node and its data state; sync literals ask for "+". */
+static enum imap_parse_result imap_literal_begin(struct imap_parser *p, enum imap_pstate data)
+{
 	if (imap_arg_add(p, IMAP_ARG_LITERAL) < 0)
-		return imap_parse_fail(p, IMAP_ERR_SYNTAX, "Too many arguments");
+		return imap_literal_fail(p, IMAP_ERR_SYNTAX, "Too many arguments");
 	p->lit_left = p->lit_size;
 	p->line_len = 0;
-	p->state = p->lit_size ? IP_LIT_DATA : IP_SP_OR_END;
+	p->state = p->lit_size ? data : IP_SP_OR_END;
 	return p->lit_plus ? IMAP_PARSE_AGAIN : IMAP_PARSE_LITERAL;
+}
+
+/* A literal held in the command: literal_max and cmd_max apply. */
+static enum imap_parse_result imap_literal_buffer(struct imap_parser *p)
+{
+	uint64_t room = p->lim.cmd_max > p->cmd_len ? p->lim.cmd_max - p->cmd_len : 0;
+	if (p->lit_size > p->lim.literal_max || p->lit_size > room)
+		return imap_literal_fail(p, IMAP_ERR_TOOBIG, "Literal too big");
+	return imap_literal_begin(p, IP_LIT_DATA);
+}
+
+/* The announcement line ended: decide now, or let the session decide. */
+static enum imap_parse_result imap_literal_start(struct imap_parser *p)
+{
+	if (!p->announce)
+		return imap_literal_buffer(p);
+	p->state = IP_LIT_DECIDE;
+	return IMAP_PARSE_ANNOUNCE;
+}
+
+void imap_parser_announce(struct imap_parser *p, bool on)
+{
+	p->announce = on;
+}
+
+bool imap_parser_partial(struct imap_parser *p, const struct imap_arg **args_r, size_t *n_r)
+{
+	if (p->state != IP_LIT_DECIDE || p->depth > 0)
+		return false;
+	imap_parser_output(p);
+	*args_r = p->out;
+	*n_r = p->nout;
+	return true;
+}
+
+enum imap_parse_result imap_parser_literal(struct imap_parser *p, enum imap_literal_mode mode)
+{
+	if (p->state != IP_LIT_DECIDE)
+		return IMAP_PARSE_AGAIN;        /* nothing announced: a caller's slip */
+	return mode == IMAP_LIT_SINK ? imap_literal_begin(p, IP_LIT_SINK) : imap_literal_buffer(p);
+}
+
+void imap_parser_literal_refuse(struct imap_parser *p)
+{
+	if (p->state != IP_LIT_DECIDE)
+		return;
+	p->state = IP_TAG;
+	p->done = true;
 }
 
 static enum imap_parse_result imap_list_open(struct imap_parser *p)
@@ -418,6 +468,17 @@ static size_t imap_lit_data(struct imap_parser *p, const char *buf, size_t len)
 	return n;
 }
 
+/* Sink mode: the literal bytes here go out as one CHUNK. */
+static size_t imap_lit_chunk(struct imap_parser *p, const char *buf, size_t len)
+{
+	size_t n = len < p->lit_left ? len : (size_t)p->lit_left;
+	p->chunk = (struct str){ buf, n };
+	p->lit_left -= n;
+	if (p->lit_left == 0)
+		p->state = IP_SP_OR_END;
+	return n;
+}
+
 /* Line mode: one line into data. */
 static enum imap_parse_result imap_line_byte(struct imap_parser *p, unsigned char ch)
 {
@@ -446,7 +507,19 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *buf, 
 	}
 	if (p->state == IP_TAG && p->line_mode && p->tag_len == 0)
 		p->state = IP_LINE;
+	if (p->state == IP_LIT_DECIDE) {
+		r = imap_parser_literal(p, IMAP_LIT_BUFFER);    /* no decision: the default */
+		if (r != IMAP_PARSE_AGAIN) {
+			*used = 0;
+			return r;
+		}
+	}
 	while (i < len && r == IMAP_PARSE_AGAIN) {
+		if (p->state == IP_LIT_SINK) {
+			i += imap_lit_chunk(p, buf + i, len - i);
+			r = IMAP_PARSE_CHUNK;
+			break;
+		}
 		if (p->state == IP_LIT_DATA) {
 			i += imap_lit_data(p, buf + i, len - i);
 			continue;

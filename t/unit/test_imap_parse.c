@@ -1,7 +1,9 @@
 /* test_imap_parse.c - the IMAP command parser fed whole, one byte at a time
  * and in 3- and 7-byte chunks: atoms, quoted strings, literals ({n} and
  * {n+}), NIL, nested lists, fetch sections with brackets, limits, hostile
- * input, error recovery; sequence sets; response quoting. */
+ * input, error recovery; announced literals (buffered, sunk as chunks,
+ * refused, undecided) for APPEND's streaming; sequence sets; response
+ * quoting. */
 #include "imap/imap.h"
 #include "core/util.h"
 #include "tap.h"
@@ -40,12 +42,101 @@ static void render(const struct imap_arg *a, size_t from, size_t to, struct buf 
 	}
 }
 
-/* Feeds in in chunks of chunk bytes (0 = all); records every event as
- * text: "OK tag NAME args|", "LIT n|", "ERR code tag text|". */
-static void run(const char *in, size_t inlen, size_t chunk, struct buf *log)
+/* What the test does with announced literals: one letter per literal,
+ * b(uffer), s(ink), r(efuse), n(o decision: feed on); NULL = no announce. */
+struct policy {
+	const char *letters;
+	size_t next;
+	struct buf data;        /* the sunk literal so far */
+};
+
+static bool record(struct imap_parser *p, enum imap_parse_result r, struct policy *pol,
+		   struct buf *log);
+
+static void top_args(struct imap_parser *p, struct buf *log)
+{
+	const struct imap_arg *a;
+	size_t n;
+	if (!imap_parser_partial(p, &a, &n)) {
+		buf_append_str(log, " list");
+		return;
+	}
+	buf_append_str(log, " [");
+	render(a, 0, n, log);
+	buf_append_str(log, "]");
+}
+
+/* ANNOUNCE: logged as "ANN n[+] [args so far]", then the policy's decision.
+ * True if that was a fatal error. */
+static bool announced(struct imap_parser *p, struct policy *pol, struct buf *log)
+{
+	char d = pol->letters[pol->next] ? pol->letters[pol->next++] : 'b';
+	buf_printf(log, "ANN %llu%s", (unsigned long long)p->lit_size, p->lit_plus ? "+" : "");
+	top_args(p, log);
+	buf_append_str(log, "|");
+	if (d == 'r') {
+		imap_parser_literal_refuse(p);
+		buf_append_str(log, "REFUSED|");
+	} else if (d != 'n') {
+		return record(p, imap_parser_literal(p, d == 's' ? IMAP_LIT_SINK : IMAP_LIT_BUFFER),
+			      pol, log);
+	}
+	return false;
+}
+
+/* A sunk literal is logged once complete: "DATA bytes" (or its size). */
+static void chunk(struct imap_parser *p, struct policy *pol, struct buf *log)
+{
+	buf_append(&pol->data, p->chunk.p, p->chunk.len);
+	if (p->lit_left > 0)
+		return;
+	if (pol->data.len <= 32)
+		buf_printf(log, "DATA %s|", buf_ptr(&pol->data));
+	else
+		buf_printf(log, "DATA %zu bytes|", pol->data.len);
+	buf_clear(&pol->data);
+}
+
+/* Records an event as text: "OK tag NAME args|", "LIT n|", "ERR code tag
+ * text|". True after a fatal error (the session would close). */
+static bool record(struct imap_parser *p, enum imap_parse_result r, struct policy *pol,
+		   struct buf *log)
+{
+	switch (r) {
+	case IMAP_PARSE_OK:
+		buf_printf(log, "OK %s %s", p->tag, p->name);
+		if (p->nout) {
+			buf_append_str(log, " ");
+			render(p->out, 0, p->nout, log);
+		}
+		buf_append_str(log, "|");
+		break;
+	case IMAP_PARSE_LITERAL:
+		buf_printf(log, "LIT %llu|", (unsigned long long)p->lit_size);
+		break;
+	case IMAP_PARSE_ERROR:
+		buf_printf(log, "ERR %d %s %s|", (int)p->error, p->tag, p->error_text);
+		return p->error == IMAP_ERR_FATAL;
+	case IMAP_PARSE_ANNOUNCE:
+		return announced(p, pol, log);
+	case IMAP_PARSE_CHUNK:
+		chunk(p, pol, log);
+		break;
+	case IMAP_PARSE_AGAIN:
+		break;
+	}
+	return false;
+}
+
+/* Feeds in in chunks of chunk bytes (0 = all), recording every event; a
+ * fatal error ends it (the session closes). */
+static void run_policy(const char *in, size_t inlen, size_t chunk, const char *letters,
+		       struct buf *log)
 {
 	struct imap_parser p;
+	struct policy pol = { .letters = letters ? letters : "" };
 	imap_parser_init(&p, &lim);
+	imap_parser_announce(&p, letters != NULL);
 	size_t pos = 0;
 	while (pos < inlen) {
 		size_t n = chunk && chunk < inlen - pos ? chunk : inlen - pos;
@@ -54,40 +145,39 @@ static void run(const char *in, size_t inlen, size_t chunk, struct buf *log)
 			size_t used = 0;
 			enum imap_parse_result r = imap_parser_feed(&p, in + pos + off, n - off, &used);
 			off += used;
-			if (r == IMAP_PARSE_OK) {
-				buf_printf(log, "OK %s %s", p.tag, p.name);
-				if (p.nout) {
-					buf_append_str(log, " ");
-					render(p.out, 0, p.nout, log);
-				}
-				buf_append_str(log, "|");
-			} else if (r == IMAP_PARSE_LITERAL) {
-				buf_printf(log, "LIT %llu|", (unsigned long long)p.lit_size);
-			} else if (r == IMAP_PARSE_ERROR) {
-				buf_printf(log, "ERR %d %s %s|", (int)p.error, p.tag, p.error_text);
-				if (p.error == IMAP_ERR_FATAL) {
-					imap_parser_free(&p);
-					return;         /* the session closes */
-				}
-			}
+			if (record(&p, r, &pol, log))
+				goto out;
 			if (used == 0 && r == IMAP_PARSE_AGAIN)
 				break;
 		}
 		pos += n;
 	}
+out:
+	buf_free(&pol.data);
 	imap_parser_free(&p);
 }
 
-static void parse(const char *name, const char *in, const char *want)
+static void run(const char *in, size_t inlen, size_t chunk, struct buf *log)
+{
+	run_policy(in, inlen, chunk, NULL, log);
+}
+
+static void parse_policy(const char *name, const char *in, size_t len, const char *letters,
+			 const char *want)
 {
 	size_t chunks[] = { 0, 1, 3, 7 };
 	for (size_t i = 0; i < ARRAY_SIZE(chunks); i++) {
 		struct buf log = { 0 };
-		run(in, strlen(in), chunks[i], &log);
+		run_policy(in, len, chunks[i], letters, &log);
 		if (!ok(strcmp(buf_ptr(&log), want) == 0, "%s (chunk %zu)", name, chunks[i]))
 			printf("#   got  \"%s\"\n#   want \"%s\"\n", buf_ptr(&log), want);
 		buf_free(&log);
 	}
+}
+
+static void parse(const char *name, const char *in, const char *want)
+{
+	parse_policy(name, in, strlen(in), NULL, want);
 }
 
 static void commands(void)
@@ -168,6 +258,62 @@ static void errors(void)
 	is_str(buf_ptr(&log), "ERR 3 a Literal too big|", "literals past cmd_max: fatal");
 	buf_free(&log);
 	buf_free(&lits);
+}
+
+/* Literal announcements (APPEND streaming): the session sees the command so
+ * far and buffers, sinks or refuses each literal. */
+static void announce(void)
+{
+	const char *in = "a LOGIN {4}\r\njohn {3}\r\nx y\r\n";
+	parse_policy("announced, buffered", in, strlen(in), "bb",
+		     "ANN 4 []|LIT 4|ANN 3 [{john}]|LIT 3|OK a LOGIN {john} {x y}|");
+	parse_policy("announced, no decision: buffered", in, strlen(in), "nn",
+		     "ANN 4 []|LIT 4|ANN 3 [{john}]|LIT 3|OK a LOGIN {john} {x y}|");
+	in = "a APPEND x (\\Seen) {5}\r\nhello (\\Draft) \"d\" {3+}\r\na\r\n\r\n";
+	parse_policy("MULTIAPPEND sunk: chunks, empty literal arguments", in, strlen(in), "ss",
+		     "ANN 5 [x (\\Seen)]|LIT 5|DATA hello|"
+		     "ANN 3+ [x (\\Seen) {} (\\Draft) \"d\"]|DATA a\r\n|"
+		     "OK a APPEND x (\\Seen) {} (\\Draft) \"d\" {}|");
+	in = "a APPEND x {5}\r\nb NOOP\r\n";
+	parse_policy("refused: the next command follows", in, strlen(in), "r",
+		     "ANN 5 [x]|REFUSED|OK b NOOP|");
+	in = "a APPEND x {0}\r\n\r\n";
+	parse_policy("empty literal sunk", in, strlen(in), "s", "ANN 0 [x]|LIT 0|OK a APPEND x {}|");
+	in = "a APPEND x ({3}\r\nabc)\r\n";
+	parse_policy("inside a list: no partial view", in, strlen(in), "b",
+		     "ANN 3 list|LIT 3|OK a APPEND x ({abc})|");
+	in = "a APPEND x {101}\r\nc NOOP\r\n";
+	parse_policy("buffered: literal_max applies", in, strlen(in), "b",
+		     "ANN 101 [x]|ERR 2 a Literal too big|OK c NOOP|");
+	/* A sunk literal is not held: neither literal_max nor cmd_max. */
+	struct buf big = { 0 };
+	buf_append_str(&big, "a APPEND x {1000}\r\n");
+	for (int i = 0; i < 1000; i++)
+		buf_append_str(&big, "y");
+	buf_append_str(&big, " {1000+}\r\n");
+	for (int i = 0; i < 1000; i++)
+		buf_append_str(&big, "z");
+	buf_append_str(&big, "\r\nb NOOP\r\n");
+	parse_policy("sunk: past literal_max and cmd_max", buf_ptr(&big), big.len, "ss",
+		     "ANN 1000 [x]|LIT 1000|DATA 1000 bytes|ANN 1000+ [x {}]|DATA 1000 bytes|"
+		     "OK a APPEND x {} {}|OK b NOOP|");
+	buf_free(&big);
+	/* Too many arguments at a literal: a synchronizing one was not sent
+	 * (the session goes on), a non-synchronizing one is fatal (its bytes
+	 * must not be read as commands). */
+	struct buf many = { 0 };
+	buf_append_str(&many, "a X");
+	for (int i = 0; i < 40; i++)
+		buf_append_str(&many, " a");
+	size_t head = many.len;
+	buf_append_str(&many, " {3}\r\nb NOOP\r\n");
+	parse("too many arguments at a sync literal", buf_ptr(&many),
+	      "ERR 1 a Too many arguments|OK b NOOP|");
+	many.len = head;
+	buf_append_str(&many, " {9+}\r\nb NOOP\r\n\r\n");
+	parse("too many arguments at a non-sync literal: fatal", buf_ptr(&many),
+	      "ERR 3 a Too many arguments|");
+	buf_free(&many);
 }
 
 static void line_mode(void)
@@ -274,6 +420,7 @@ int main(void)
 	fetch_items();
 	commands();
 	errors();
+	announce();
 	line_mode();
 	seqsets();
 	quoting();
