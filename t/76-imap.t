@@ -401,7 +401,10 @@ def folders(ports, md):
     tap.like(c.ok("DELETE Play"), r"^NO \[NONEXISTENT\]", "DELETE missing: NO [NONEXISTENT]")
     tap.like(c.ok("DELETE INBOX"), r"^NO ", "DELETE INBOX: NO")
     tap.like(c.ok("CREATE Mail"), r"^OK ", "CREATE a parent")
-    tap.like(c.ok("DELETE Mail"), r"^NO \[INUSE\]", "DELETE with children: NO")
+    tap.like(c.ok("DELETE Mail"), r"^OK ", "DELETE with children: OK (RFC 3501 6.3.4) ...")
+    tap.ok(not os.path.exists(os.path.join(md, ".Mail")) and os.path.isdir(os.path.join(md, ".Mail.lua")),
+           "... .Mail removed, .Mail.lua kept")
+    tap.like(c.ok("DELETE Mail"), r"^NO \[NONEXISTENT\]", "DELETE of the \\Noselect parent left: NO")
     tap.like(c.ok("STATUS Nope (MESSAGES)"), r"^NO \[NONEXISTENT\]", "STATUS missing: NO [NONEXISTENT]")
     tap.like(c.ok("STATUS INBOX (BOGUS)"), r"^BAD ", "STATUS bad item: BAD")
     tap.like(c.ok("SELECT Nope"), r"^NO \[NONEXISTENT\]", "SELECT missing: NO [NONEXISTENT]")
@@ -649,10 +652,10 @@ def copy_move(ports, md):
     u, t = c.until("p1")
     m = re.match(r"^p1 OK \[APPENDUID (\d+) (\d+)\] ", t)
     tap.ok(m is not None, "APPEND: OK [APPENDUID uidvalidity uid]", t)
-    drafts = os.path.join(md, ".Drafts", "cur")
+    drafts = os.path.join(md, ".Drafts", "new")     # new/ with flags: \Recent (RFC 3501 6.3.11)
     files = os.listdir(drafts)
     tap.ok(len(files) == 1 and files[0].endswith(":2,DSa") and ",W=%d" % len(msg) in files[0],
-           "APPEND: in cur/ with :2,DSa (a keyword too) and W= (the CRLF size)", files)
+           "APPEND: in new/ with :2,DSa (a keyword too) and W= (the CRLF size)", files)
     with open(os.path.join(drafts, files[0]), "rb") as f:
         tap.is_(f.read(), msg.replace(b"\r\n", b"\n"), "APPEND: stored with LF line ends")
     tap.is_(int(os.stat(os.path.join(drafts, files[0])).st_mtime), 1796461200, "APPEND: the date-time is the internal date")
@@ -666,8 +669,8 @@ def copy_move(ports, md):
     c.cmd("SELECT INBOX")
     u, t = c.cmd("COPY 1:2 Trash")
     tap.like(t, r"OK \[COPYUID \d+ 1,3 1:2\] ", "COPY: OK [COPYUID v 1,3 1:2]")
-    tap.is_(sorted(f.split(":2,")[1] for f in os.listdir(os.path.join(md, ".Trash", "cur"))), ["DR", "Sa"],
-            "COPY: the flags come along, the keyword with Trash's own letter")
+    tap.is_(sorted(f.split(":2,")[1] for f in os.listdir(os.path.join(md, ".Trash", "new"))), ["DR", "Sa"],
+            "COPY: into new/ (\\Recent), the flags come along, the keyword with Trash's own letter")
     tap.is_(open(os.path.join(md, ".Trash", "dovecot-keywords")).read(), "0 $Label1\n",
             "COPY: the keyword is in Trash's dovecot-keywords")
     tap.like(c.ok("COPY 1 Nope"), r"^NO \[TRYCREATE\]", "COPY to a missing mailbox: NO [TRYCREATE]")

@@ -126,8 +126,9 @@ set imap_check_subscribed=yes
         flags = {n.split(",S=")[0]: n.split(":2,")[1] for n in cur if ":2," in n}
         first = [v for k, v in flags.items() if "M1P" in k]
         tap.ok(first and "F" in first[0], "<flag-message> + sync: \\Flagged (F) on disk", cur)
-        arch = os.path.join(md, ".Archive", "cur")
-        copies = os.listdir(arch) if os.path.isdir(arch) else []
+        arch = os.path.join(md, ".Archive")
+        copies = [os.path.join(sub, n) for sub in ("cur", "new") if os.path.isdir(os.path.join(arch, sub))
+                  for n in os.listdir(os.path.join(arch, sub))]    # a copy lands in new/ (\Recent)
         data = [open(os.path.join(arch, n), "rb").read() for n in copies]
         tap.ok(data == [MSGS[1]], "<copy-message>=Archive: the second message in .Archive", copies)
         log = d.log_text()

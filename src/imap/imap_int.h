@@ -10,7 +10,8 @@
  *                   (blocking helpers for the pool jobs)
  *   imap_fetch.c    FETCH, UID (message data from the I/O pool, in batches)
  *   imap_store.c    STORE, EXPUNGE (flags are renames of the Maildir files)
- *   imap_copy.c     APPEND, COPY, MOVE with UIDPLUS responses
+ *   imap_append.c   APPEND, MULTIAPPEND: message literals streamed to tmp/
+ *   imap_copy.c     COPY, MOVE with UIDPLUS responses
  *   imap_search.c   SEARCH (keys parsed on the loop, matched on the pool)
  *   imap_sync.c     NOOP/CHECK/IDLE: the snapshot vs the disk (EXPUNGE,
  *                   FETCH FLAGS, EXISTS); imap_notify.c the shared inotify
@@ -45,6 +46,7 @@ enum imap_state {
 struct login;
 struct script_session;
 struct imap_fetch_job;
+struct imap_append;
 struct imap_notify_watch;
 
 /* The selected mailbox (RFC 3501 3.3): a snapshot of the folder taken at
@@ -85,6 +87,8 @@ struct imap_session {
 	unsigned idle_polls;            /* for the keepalive */
 	ev_timer idle_delay, idle_poll;
 	struct imap_notify_watch *notify[2];    /* new/ and cur/ */
+	/* APPEND: the messages of the command being read (imap_append.c) */
+	struct imap_append *append;
 	/* FETCH: a job waiting for the client to read the previous batch */
 	struct imap_fetch_job *fetch_wait_job;
 	ev_prepare fetch_wait;
@@ -99,6 +103,11 @@ void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ..
 /* A client error: tagged BAD (counted; past errors_max: BYE and close). */
 void imap_bad(struct imap_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* "* BYE bye" and close. */
+void imap_close(struct imap_session *s, const char *bye);
+/* Answers the outcome of imap_parser_literal(): "+" for LITERAL, the error
+ * for ERROR (the command is dropped), nothing for AGAIN. */
+void imap_literal_result(struct imap_session *s, enum imap_parse_result r);
 /* Appends the capability list for the current state to b. */
 void imap_capabilities(const struct imap_session *s, struct buf *b);
 /* LOGIN/AUTHENTICATE allowed now (TLS, or the listener allows plaintext). */
@@ -136,6 +145,15 @@ void imap_expunge_run(struct imap_session *s, const struct imap_arg *args, size_
 void imap_store_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
 
 imap_cmd_fn imap_cmd_append, imap_cmd_copy, imap_cmd_move, imap_cmd_search;
+/* imap_append.c, on the parser's events: a literal was announced - true if
+ * it is an APPEND message, which APPEND then takes (streamed) or refuses;
+ * false: the session buffers it as usual. */
+bool imap_append_literal(struct imap_session *s);
+/* A piece of the message literal (last: it is complete). */
+void imap_append_chunk(struct imap_session *s, struct str chunk, bool last);
+/* The command failed or the session ends: the messages written so far are
+ * removed (on the I/O pool). NULL-safe on s->append. */
+void imap_append_abort(struct imap_session *s);
 void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid);
 /* COPY / MOVE / UID COPY / UID MOVE. */
 void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid,
@@ -208,6 +226,10 @@ void imap_search_text(struct buf *hdr, struct buf *body, const char *msg, size_t
 
 /* imap_sync.c: NOOP/CHECK sync (answers done_text), IDLE. */
 void imap_sync_cmd(struct imap_session *s, const char *done_text);
+/* In the selected state: the untagged updates (EXISTS, EXPUNGE, FETCH
+ * FLAGS) first, then "tag OK done_text" (copied) - for a command that
+ * changed the selected mailbox, e.g. APPEND (RFC 3501 6.3.11). */
+void imap_sync_then_ok(struct imap_session *s, const char *tag, const char *done_text);
 void imap_idle_init(struct imap_session *s);
 void imap_idle_cleanup(struct imap_session *s);
 void imap_idle_line(struct imap_session *s, struct str line);

@@ -236,6 +236,40 @@ static void imap_list_work(struct imap_job *j)
 	imap_job_tagged(j, "OK", "List completed.");
 }
 
+static bool imap_name_in(char **names, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(names[i], name, len) == 0 && names[i][len] == '\0')
+			return true;
+	return false;
+}
+
+/* RFC 3501 6.3.9: "news.comp.%" with only news.comp.mail.misc subscribed
+ * must show news.comp.mail, \Noselect: a parent that the pattern matches
+ * and that is not subscribed itself. */
+static void imap_lsub_parents(struct imap_job *j, char **subs, size_t n)
+{
+	char **shown = xcalloc(n + 1, sizeof(*shown));
+	size_t nshown = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (imap_list_matches(j->pattern, subs[i]))
+			continue;
+		for (const char *dot = strchr(subs[i], '.'); dot != NULL; dot = strchr(dot + 1, '.')) {
+			size_t len = (size_t)(dot - subs[i]);
+			char *parent = xstrndup(subs[i], len);
+			if (imap_list_matches(j->pattern, parent) && !imap_name_in(subs, n, parent, len) &&
+			    !imap_name_in(shown, nshown, parent, len)) {
+				imap_list_line(j, "LSUB", "\\Noselect", parent);
+				shown = xreallocarray(shown, nshown + 2, sizeof(*shown));
+				shown[nshown++] = parent;
+				continue;
+			}
+			free(parent);
+		}
+	}
+	imap_folder_names_free(shown, nshown);
+}
+
 static void imap_lsub_work(struct imap_job *j)
 {
 	char **subs;
@@ -248,6 +282,7 @@ static void imap_lsub_work(struct imap_job *j)
 		if (imap_list_matches(j->pattern, subs[i]))
 			imap_list_line(j, "LSUB", imap_folder_exists(j->root, subs[i]) ? "" : "\\Noselect",
 				       subs[i]);
+	imap_lsub_parents(j, subs, n);
 	imap_folder_names_free(subs, n);
 	imap_job_tagged(j, "OK", "Lsub completed.");
 }
@@ -343,16 +378,9 @@ static void imap_delete_work(struct imap_job *j)
 		imap_job_tagged(j, "NO", "[NONEXISTENT] Mailbox does not exist.");
 		return;
 	}
-	struct imap_list l;
-	if (imap_folder_names(j->root, &l.names, &l.n) == 0) {
-		bool children = imap_list_children(&l, j->name);
-		imap_folder_names_free(l.names, l.n);
-		if (children) {
-			imap_job_tagged(j, "NO", "[INUSE] Mailbox has children, delete them first.");
-			return;
-		}
-	}
-	/* Out of sight first (one rename), then removed. */
+	/* RFC 3501 6.3.4: inferior names stay (in Maildir++ they are sibling
+	 * directories, ".foo.bar" next to ".foo"); LIST then shows "foo" as
+	 * \Noselect. Out of sight first (one rename), then removed. */
 	static unsigned seq;
 	char *path = imap_folder_path(j->root, str_from_cstr(j->name));
 	char gone[4200];

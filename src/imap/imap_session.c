@@ -53,7 +53,7 @@ void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ..
 	va_end(ap);
 }
 
-static void imap_close(struct imap_session *s, const char *bye)
+void imap_close(struct imap_session *s, const char *bye)
 {
 	imap_reply(s, "* BYE %s", bye);
 	s->closing = true;
@@ -101,7 +101,7 @@ size_t imap_args_top(const struct imap_arg *args, size_t nargs, const struct ima
 void imap_capabilities(const struct imap_session *s, struct buf *b)
 {
 	buf_append_str(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
-		       "SPECIAL-USE UIDPLUS MOVE IDLE");
+		       "SPECIAL-USE UIDPLUS MOVE IDLE MULTIAPPEND");
 	buf_append_str(b, " SORT SORT=DISPLAY THREAD=REFERENCES THREAD=ORDEREDSUBJECT");
 	if (s->state != IMAP_NOTAUTH)
 		return;
@@ -303,6 +303,7 @@ static void imap_dispatch(struct imap_session *s, struct imap_parser *p)
 
 static void imap_parse_error(struct imap_session *s, struct imap_parser *p)
 {
+	imap_append_abort(s);           /* an APPEND's messages go with it */
 	snprintf(s->tag, sizeof(s->tag), "%s", p->tag);
 	switch (p->error) {
 	case IMAP_ERR_TOOBIG:
@@ -318,6 +319,22 @@ static void imap_parse_error(struct imap_session *s, struct imap_parser *p)
 		imap_bad(s, "Error in IMAP command: %s.", p->error_text);
 		break;
 	}
+}
+
+void imap_literal_result(struct imap_session *s, enum imap_parse_result r)
+{
+	if (r == IMAP_PARSE_LITERAL)
+		imap_reply(s, "+ OK");          /* RFC 3501 7.5 */
+	else if (r == IMAP_PARSE_ERROR)
+		imap_parse_error(s, &s->parser);
+}
+
+/* A literal is announced: APPEND streams its messages to disk, any other
+ * literal is held in the command (literal_max, command_max). */
+static void imap_on_announce(struct imap_session *s)
+{
+	if (!imap_append_literal(s))
+		imap_literal_result(s, imap_parser_literal(&s->parser, IMAP_LIT_BUFFER));
 }
 
 static size_t imap_on_data(struct conn *c, const char *buf, size_t len)
@@ -337,7 +354,13 @@ static size_t imap_on_data(struct conn *c, const char *buf, size_t len)
 			imap_dispatch(s, &s->parser);
 		break;
 	case IMAP_PARSE_LITERAL:
-		imap_reply(s, "+ OK");          /* RFC 3501 7.5 */
+		imap_literal_result(s, r);
+		break;
+	case IMAP_PARSE_ANNOUNCE:
+		imap_on_announce(s);
+		break;
+	case IMAP_PARSE_CHUNK:
+		imap_append_chunk(s, s->parser.chunk, s->parser.lit_left == 0);
 		break;
 	case IMAP_PARSE_ERROR:
 		s->sasl_wait = false;
@@ -400,6 +423,7 @@ static void imap_on_closed(struct conn *c)
 {
 	struct imap_session *s = c->proto;
 	climit_release(c->peer_ip);
+	imap_append_abort(s);
 	imap_fetch_cleanup(s);
 	imap_idle_cleanup(s);
 	imap_mbox_cleanup(s);
@@ -435,6 +459,7 @@ static struct imap_session *imap_session_new(struct conn *c, const struct imap_s
 		.depth_max = IMAP_DEPTH_MAX,
 	};
 	imap_parser_init(&s->parser, &lim);
+	imap_parser_announce(&s->parser, true);         /* APPEND streams (imap_append.c) */
 	imap_fetch_init(s);
 	imap_idle_init(s);
 	return s;

@@ -35,7 +35,7 @@
 struct imap_sync_job {
 	uint64_t conn_id;
 	char tag[IMAP_TAG_MAX + 1];     /* "" during IDLE: no tagged line */
-	const char *done_text;          /* the tagged OK text */
+	char *done_text;                /* the tagged OK text (owned) */
 	struct imap_selected *sel;      /* held by the job */
 	struct mailbox *fresh;
 	struct imap_keywords kw;        /* re-read with the folder */
@@ -109,6 +109,7 @@ static void imap_sync_job_free(struct imap_sync_job *j)
 	mailbox_free(&j->fresh);
 	imap_keywords_free(&j->kw);
 	buf_free(&j->out);
+	free(j->done_text);
 	free(j);
 }
 
@@ -152,7 +153,7 @@ static void imap_sync_start(struct imap_session *s, const char *tag, const char 
 	struct imap_sync_job *j = xcalloc(1, sizeof(*j));
 	j->conn_id = s->conn->id;
 	snprintf(j->tag, sizeof(j->tag), "%s", tag ? tag : "");
-	j->done_text = done_text;
+	j->done_text = done_text ? xstrdup(done_text) : NULL;
 	j->sel = s->sel;        /* held by the job */
 	s->sel = NULL;
 	s->syncing = true;
@@ -169,6 +170,11 @@ void imap_sync_cmd(struct imap_session *s, const char *done_text)
 		return;
 	}
 	imap_sync_start(s, s->tag, done_text);
+}
+
+void imap_sync_then_ok(struct imap_session *s, const char *tag, const char *done_text)
+{
+	imap_sync_start(s, tag, done_text);
 }
 
 /* --- IDLE --- */

@@ -366,12 +366,43 @@ static int mailbox_uidlist_replace(const char *root, int lock_fd, const struct b
 	return mailbox_fsync_dir(root);
 }
 
-static void mailbox_new_header(struct uidlist_header *h)
+/* RFC 3501 2.3.1.1: a mailbox deleted (or renamed away) and made again
+ * must not get its old UIDVALIDITY back, even within the same second. As
+ * Dovecot does, the Maildir root keeps the last one handed out to any of
+ * its folders in "dovecot-uidvalidity" (hex), under flock: the next is
+ * past both it and the clock. */
+static uint32_t mailbox_next_uidvalidity(const char *folder)
+{
+	char path[4096];
+	const char *slash = strrchr(folder, '/');
+	int n = slash != NULL && slash[1] == '.' ?
+		snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - folder), folder, MAILBOX_UIDVALIDITY_NAME) :
+		snprintf(path, sizeof(path), "%s/%s", folder, MAILBOX_UIDVALIDITY_NAME);
+	uint32_t v = (uint32_t)time(NULL);
+	int fd = n > 0 && (size_t)n < sizeof(path) ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return v;
+	}
+	char buf[32] = { 0 };
+	ssize_t got = pread(fd, buf, sizeof(buf) - 1, 0);
+	unsigned long last = got > 0 ? strtoul(buf, NULL, 16) : 0;
+	if (last >= v && last < UINT32_MAX)
+		v = (uint32_t)last + 1;
+	int len = snprintf(buf, sizeof(buf), "%08x\n", v);
+	if (pwrite(fd, buf, (size_t)len, 0) == len)
+		(void)ftruncate(fd, len);
+	close(fd);      /* drops the lock */
+	return v;
+}
+
+static void mailbox_new_header(struct uidlist_header *h, const char *folder)
 {
 	unsigned char g[16];
 	memset(h, 0, sizeof(*h));
 	h->version = 3;
-	h->uidvalidity = (uint32_t)time(NULL);
+	h->uidvalidity = mailbox_next_uidvalidity(folder);
 	h->next_uid = 1;
 	if (getrandom(g, sizeof(g), 0) == (ssize_t)sizeof(g))
 		for (size_t i = 0; i < sizeof(g); i++)
@@ -438,7 +469,7 @@ static int mailbox_assign(const char *root, struct mailbox_scan *s, struct uidli
 		return -1;
 	}
 	if (!u.exists) {
-		mailbox_new_header(&u.hdr);
+		mailbox_new_header(&u.hdr, root);
 		/* A rebuild must never reuse a UIDVALIDITY (RFC 3501 2.3.1.1):
 		 * clients would pair old UIDs with new messages. Same second or
 		 * a clock stepped back: one past the old one. */

@@ -111,6 +111,9 @@ enum mailbox_open_flags {
 };
 
 #define MAILBOX_POP3_LOCK_NAME "moonpost-pop3.lock"
+/* In the Maildir root: the last UIDVALIDITY given to any folder (hex), as
+ * Dovecot keeps it, so a folder made again never reuses one. */
+#define MAILBOX_UIDVALIDITY_NAME "dovecot-uidvalidity"
 
 /* Creates the folder if needed, takes the locks asked for, scans new/ and
  * cur/, and gives UIDs to files the uidlist does not know yet (written

@@ -23,6 +23,19 @@ static void name(const char *n, int want)
 
 int main(void)
 {
+	/* modified UTF-7 decoded (RFC 3501 5.1.3, RFC 2152) */
+	name("Entw&APw-rfe", 0);
+	name("&ZeVnLIqe-", 0);
+	name("a&-b", 0);
+	name("peter.mail.&U,BTFw-.&ZeVnLIqe-", 0);
+	name("&2D3eAA-", 0);                    /* a surrogate pair (U+1F600) */
+	name("&U,BTFw-&ZeVnLIqe-", -1);          /* two runs touching */
+	name("&AGE-", -1);                      /* "a" encoded */
+	name("&2AA-", -1);                      /* a lone high surrogate */
+	name("&3gA-", -1);                      /* a lone low surrogate */
+	name("&APw", -1);                       /* no "-" */
+	name("&APx-", -1);                      /* padding bits not zero */
+	name("&AP-", -1);                       /* not a whole unit */
 	match("*", "a.b.c", true);
 	match("%", "a", true);
 	match("%", "a.b", false);
