@@ -37,12 +37,23 @@ struct mcache {
 	struct buf pending;     /* encoded records for the next flush */
 };
 
+/* A record's check value: 8 bytes a step (a byte-wise FNV was a third of
+ * a cached FETCH of 10,000 messages). Not cryptographic: it catches torn
+ * writes and bit rot, which is all a cache needs. */
 static uint32_t mcache_hash(const char *p, size_t len)
 {
-	uint32_t h = 2166136261u;       /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)p[i]) * 16777619u;
-	return h;
+	uint64_t h = 0x9E3779B97F4A7C15ull ^ len, v;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&v, p + i, 8);
+		h = (h ^ v) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	v = 0;
+	memcpy(&v, p + i, len - i);
+	h = (h ^ v) * 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 29;
+	return (uint32_t)h;
 }
 
 void mcache_encode(struct buf *out, const struct mcache_rec *r)

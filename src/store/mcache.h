@@ -14,7 +14,8 @@
  *            { id(u16) len(u32) bytes } ... hash(u32)
  *
  * All integers in host order (the cache never leaves the machine); len
- * is the whole record, hash is FNV-1a over everything before it. A later
+ * is the whole record, hash is a 64-bit multiply-xorshift over everything
+ * before it, folded to 32 bits (mcache.c). A later
  * record for the same UID replaces an earlier one (a record with more
  * fields, or two sessions that filled the same message).
  *
@@ -36,7 +37,7 @@
 #include "core/buf.h"
 
 #define MCACHE_NAME "moonpost.cache"
-#define MCACHE_VERSION 1
+#define MCACHE_VERSION 2              /* 2: the 8-byte-step hash */
 #define MCACHE_FIELD_MAX (256 * 1024)   /* bigger fields are not cached */
 #define MCACHE_FILE_MAX ((size_t)1 << 30) /* a bigger file is emptied */
 #define MCACHE_COMPACT_MIN (256 * 1024) /* smaller files are never compacted */
