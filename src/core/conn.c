@@ -145,6 +145,23 @@ void conn_write(struct conn *c, const void *p, size_t n)
 	buf_append(&c->out, p, n);
 }
 
+void conn_write_buf(struct conn *c, struct buf *b)
+{
+	if (c->closing || c->dead) {
+		buf_clear(b);
+		return;
+	}
+	if (c->out.len == 0) {
+		struct buf empty = c->out;      /* zero copy: the buffers trade places */
+		c->out = *b;
+		*b = empty;
+		buf_clear(b);
+		return;
+	}
+	buf_append(&c->out, buf_ptr(b), b->len);
+	buf_clear(b);
+}
+
 void conn_printf(struct conn *c, const char *fmt, ...)
 {
 	va_list ap;

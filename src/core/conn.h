@@ -85,6 +85,9 @@ void conn_start(struct conn *c, const struct conn_ops *ops, void *proto,
 		bool implicit_tls);
 
 void conn_write(struct conn *c, const void *p, size_t n);
+/* Queues all of b and leaves it empty (its storage may be traded with the
+ * connection's empty output buffer: no copy of a large batch). */
+void conn_write_buf(struct conn *c, struct buf *b);
 void conn_printf(struct conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Flushes what is queued, then closes. No more lines are delivered. */

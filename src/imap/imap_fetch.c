@@ -295,8 +295,7 @@ static void imap_fetch_done(void *arg)
 	}
 	struct imap_session *s = c->proto;
 	imap_fetch_sync(s, j);
-	conn_write(c, buf_ptr(&j->out), j->out.len);
-	buf_clear(&j->out);
+	conn_write_buf(c, &j->out);
 	if (j->next < j->n) {
 		imap_flush(s);
 		imap_fetch_continue(s, j);
