@@ -4,7 +4,7 @@
 BUILD   ?= build
 PREFIX  ?= /usr/local
 CC      ?= cc
-PKGS    := luajit openssl libmariadb libpcre2-8 libcrypt libargon2
+PKGS    := luajit openssl libmariadb libpcre2-8 libcrypt libargon2 zlib
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 OPT     ?= -O2 -g
 ifeq ($(SAN),1)

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages a make target needs, only when missing.
 # usage: tools/deps.sh build|test|fuzz|bench ...   Idempotent; silent when all are there.
 set -e
-build="gcc make pkg-config libluajit-5.1-dev libssl-dev libmariadb-dev libev-dev libpcre2-dev libcrypt-dev libargon2-dev openssl"
+build="gcc make pkg-config libluajit-5.1-dev libssl-dev libmariadb-dev libev-dev libpcre2-dev libcrypt-dev libargon2-dev zlib1g-dev openssl"
 test="perl python3 openssl mariadb-server mariadb-client swaks libnet-ssleay-perl libio-socket-ssl-perl dovecot-core postfix dovecot-pop3d fetchmail getmail6 mutt isync dovecot-imapd"
 fuzz="clang libclang-rt-14-dev"
 # The anchor stack (../shared/anchors/install-deps.sh) plus smtp-source.

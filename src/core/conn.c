@@ -1,5 +1,6 @@
 /* conn.c - non-blocking plain/TLS connection driver (see conn.h). */
 #include "conn.h"
+#include "conn_int.h"
 #include "arena.h"
 #include "log.h"
 #include "tls.h"
@@ -15,7 +16,6 @@
 
 #include <openssl/err.h>
 
-#define CONN_READ_CHUNK 16384
 #define CONN_READS_PER_PUMP 16
 
 #define CONN_ID_BUCKETS 1024
@@ -142,12 +142,16 @@ void conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (c->closing || c->dead)
 		return;
-	buf_append(&c->out, p, n);
+	if (c->z != NULL)
+		conn_z_put(c, p, n);
+	else
+		buf_append(&c->out, p, n);
 }
 
 void conn_write_buf(struct conn *c, struct buf *b)
 {
-	if (c->closing || c->dead) {
+	if (c->closing || c->dead || c->z != NULL) {
+		conn_write(c, buf_ptr(b), b->len);
 		buf_clear(b);
 		return;
 	}
@@ -168,7 +172,14 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 	if (c->closing || c->dead)
 		return;
 	va_start(ap, fmt);
-	buf_vprintf(&c->out, fmt, ap);
+	if (c->z != NULL) {
+		struct buf b = { 0 };
+		buf_vprintf(&b, fmt, ap);
+		conn_z_put(c, buf_ptr(&b), b.len);
+		buf_free(&b);
+	} else {
+		buf_vprintf(&c->out, fmt, ap);
+	}
 	va_end(ap);
 }
 
@@ -180,6 +191,16 @@ void conn_close(struct conn *c)
 void conn_starttls(struct conn *c)
 {
 	c->starttls = true;
+}
+
+void conn_compress(struct conn *c)
+{
+	c->compress = true;
+}
+
+bool conn_compressed(const struct conn *c)
+{
+	return c->z != NULL || c->compress;
 }
 
 void conn_pause(struct conn *c)
@@ -258,6 +279,7 @@ static int conn_handshake(struct conn *c)
 /* Writes what it can: 0 ok (maybe partial), -1 the connection failed. */
 static int conn_flush(struct conn *c)
 {
+	conn_z_sync(c);
 	while (c->out.len > 0) {
 		size_t n = 0;
 		if (c->ssl) {
@@ -291,16 +313,11 @@ static size_t conn_in_max(const struct conn *c)
 	return c->lb.max + CONN_READ_CHUNK;
 }
 
-/* Reads one chunk: 1 got bytes, 0 nothing now, -1 failed (eof sets c->eof). */
-static int conn_fill(struct conn *c)
+int conn_read(struct conn *c, char *w, size_t room, size_t *n)
 {
-	size_t room = conn_in_max(c) - c->in.len;
-	if (room > CONN_READ_CHUNK)
-		room = CONN_READ_CHUNK;
-	char *w = buf_reserve(&c->in, room);
-	size_t n = 0;
+	*n = 0;
 	if (c->ssl) {
-		int r = SSL_read_ex(c->ssl, w, room, &n);
+		int r = SSL_read_ex(c->ssl, w, room, n);
 		if (r <= 0) {
 			int err = SSL_get_error(c->ssl, r);
 			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -314,20 +331,33 @@ static int conn_fill(struct conn *c)
 			conn_tls_log_error(c, "read", err);
 			return -1;
 		}
-	} else {
-		ssize_t r = read(c->fd, w, room);
-		if (r < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			log_info(c->sid, "event=read_error error=\"%s\"", strerror(errno));
-			return -1;
-		}
-		if (r == 0) {
-			c->eof = true;
-			return 0;
-		}
-		n = (size_t)r;
+		return 1;
 	}
+	ssize_t r = read(c->fd, w, room);
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		log_info(c->sid, "event=read_error error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	if (r == 0) {
+		c->eof = true;
+		return 0;
+	}
+	*n = (size_t)r;
+	return 1;
+}
+
+/* Reads one chunk: 1 got bytes, 0 nothing now, -1 failed (eof sets c->eof). */
+static int conn_fill(struct conn *c)
+{
+	size_t room = conn_in_max(c) - c->in.len;
+	if (room > CONN_READ_CHUNK)
+		room = CONN_READ_CHUNK;
+	size_t n = 0;
+	int r = c->z != NULL ? conn_z_fill(c, room) : conn_read(c, buf_reserve(&c->in, room), room, &n);
+	if (r <= 0)
+		return r;
 	buf_commit(&c->in, n);
 	ev_timer_again(c->loop, &c->idle);
 	c->timed_out = false;
@@ -390,6 +420,18 @@ static bool conn_step(struct conn *c, int *reads)
 		}
 		return false;
 	}
+	if (c->compress) {     /* RFC 4978: after the tagged OK, raw as it was */
+		if (c->out.len > 0)
+			return false;
+		c->compress = false;
+		buf_clear(&c->in);      /* pipelined bytes were not compressed: dropped */
+		c->lb.skipping = false;
+		if (conn_z_start(c) < 0) {
+			c->dead = true;
+			return false;
+		}
+		return true;
+	}
 	if (c->starttls) {
 		if (c->out.len > 0)
 			return false;
@@ -428,6 +470,7 @@ static void conn_watch(struct conn *c)
 		want_read = c->ssl_want != SSL_ERROR_WANT_WRITE;
 		want_write = c->ssl_want == SSL_ERROR_WANT_WRITE;
 	} else {
+		conn_z_sync(c);
 		want_write = c->out.len > 0;
 		want_read = (!c->closing && !c->starttls && !c->eof && !c->paused &&
 			     c->out.len < CONN_OUT_HIGH && c->in.len < conn_in_max(c)) ||
@@ -455,6 +498,7 @@ static void conn_free(struct conn *c)
 	close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	conn_z_free(c);
 	arena_destroy(&c->arena);
 	for (struct conn **pp = &conn_ids[c->id % CONN_ID_BUCKETS]; *pp; pp = &(*pp)->hnext) {
 		if (*pp == c) {

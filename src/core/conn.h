@@ -52,6 +52,8 @@ struct conn_ops {
 	void (*drain)(struct conn *c);
 };
 
+struct conn_z;
+
 struct conn {
 	struct ev_loop *loop;
 	int fd;
@@ -71,7 +73,8 @@ struct conn {
 	char peer_ip[INET6_ADDRSTRLEN];
 	int peer_port;
 	int ssl_want;               /* SSL_ERROR_WANT_* of the last TLS call */
-	bool handshake, starttls, closing, eof, dead, busy, timed_out, paused, raw;
+	bool handshake, starttls, closing, eof, dead, busy, timed_out, paused, raw, compress;
+	struct conn_z *z;           /* COMPRESS=DEFLATE state, NULL when off */
 	struct conn *prev, *next;   /* all connections of this process */
 };
 
@@ -98,6 +101,11 @@ void conn_close(struct conn *c);
  * in between. */
 void conn_starttls(struct conn *c);
 bool conn_tls_active(const struct conn *c);
+/* COMPRESS=DEFLATE (RFC 4978): once what is queued now (the tagged OK)
+ * is sent, both directions are raw DEFLATE; bytes the client sent after
+ * the command are dropped, as with STARTTLS. */
+void conn_compress(struct conn *c);
+bool conn_compressed(const struct conn *c);
 /* Stops delivering lines (an async reply is pending); resume picks up
  * with whatever was pipelined meanwhile. Output still flows. */
 void conn_pause(struct conn *c);

@@ -103,6 +103,8 @@ void imap_capabilities(const struct imap_session *s, struct buf *b)
 	buf_append_str(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
 		       "SPECIAL-USE UIDPLUS MOVE IDLE MULTIAPPEND");
 	buf_append_str(b, " SORT SORT=DISPLAY THREAD=REFERENCES THREAD=ORDEREDSUBJECT");
+	if (s->state != IMAP_NOTAUTH && !conn_compressed(s->conn))
+		buf_append_str(b, " COMPRESS=DEFLATE");
 	if (s->state != IMAP_NOTAUTH)
 		return;
 	if (imap_starttls_offered(s))
@@ -167,6 +169,27 @@ static void imap_cmd_starttls(struct imap_session *s, const struct imap_arg *arg
 	 * trusted; conn_starttls drops it, the parser starts afresh. */
 	imap_parser_reset(&s->parser);
 	conn_starttls(s->conn);
+}
+
+/* RFC 4978: COMPRESS DEFLATE; the OK goes out uncompressed, everything
+ * after it is DEFLATE both ways (conn_compress). */
+static void imap_cmd_compress(struct imap_session *s, const struct imap_arg *args, size_t nargs)
+{
+	if (nargs != 1 || args[0].type != IMAP_ARG_ATOM) {
+		imap_bad(s, "Syntax: COMPRESS DEFLATE");
+		return;
+	}
+	if (!str_case_eq(args[0].s, "DEFLATE")) {
+		imap_tagged(s, "NO", "Unknown compression mechanism.");
+		return;
+	}
+	if (conn_compressed(s->conn)) {
+		imap_tagged(s, "NO", "[COMPRESSIONACTIVE] DEFLATE active via COMPRESS.");
+		return;
+	}
+	imap_tagged(s, "OK", "DEFLATE active.");
+	imap_parser_reset(&s->parser);
+	conn_compress(s->conn);
 }
 
 /* RFC 2971 3.3: NIL or a list of at most 30 field/value pairs. */
@@ -244,6 +267,7 @@ static const struct imap_command imap_commands[] = {
 	{ "LOGOUT", imap_cmd_logout, IMAP_ANY },
 	{ "ID", imap_cmd_id, IMAP_ANY },
 	{ "STARTTLS", imap_cmd_starttls, IMAP_NOTAUTH },
+	{ "COMPRESS", imap_cmd_compress, IMAP_LOGGED_IN },
 	{ "LOGIN", imap_cmd_login, IMAP_NOTAUTH },
 	{ "AUTHENTICATE", imap_cmd_authenticate, IMAP_NOTAUTH },
 	{ "ENABLE", imap_cmd_enable, IMAP_AUTH },
