@@ -13,7 +13,7 @@ lib_src="src/core/buf.c src/core/util.c src/core/log.c src/core/arena.c src/core
 # fuzz_rules runs the whole Lua layer: it links every library module.
 all_src="$(ls src/core/*.c src/login/*.c src/smtp/*.c src/dir/*.c src/store/*.c src/mime/*.c src/lua/*.c)"
 all_flags="-DMP_SRCDIR=\"$PWD\" -DMP_DATADIR=\"/usr/local/share/moonpost\" $(pkg-config --cflags libmariadb libpcre2-8)"
-all_libs="$(pkg-config --libs luajit openssl libmariadb libpcre2-8 libcrypt libargon2) -lev -lm -lpthread"
+all_libs="$(pkg-config --libs luajit openssl libmariadb libpcre2-8 libcrypt libargon2 zlib) -lev -lm -lpthread"
 for h in fuzz/fuzz_*.c; do
   name=$(basename "$h" .c); name=${name#fuzz_}
   seeds="fuzz/seeds/$name" opts=""
