@@ -113,6 +113,9 @@ def checks(c, sizes, label):
     tap.is_(nums(c, "SORT", "(BOGUS)", "UTF-8", "ALL"), "BAD", "an unknown criterion: BAD")
     tap.is_(nums(c, "SORT", "(REVERSE)", "UTF-8", "ALL"), "BAD", "REVERSE alone: BAD")
     tap.is_(nums(c, "SORT", "()", "UTF-8", "ALL"), "BAD", "no criteria: BAD")
+    tap.is_(nums(c, "SORT", "(%s)" % " ".join(["DATE"] * 16), "UTF-8", "ALL"), [9, 1, 3, 2, 4, 5, 6, 7, 8, 10],
+            "16 criteria (IMAP_SORT_KEYS_MAX): OK")
+    tap.is_(nums(c, "SORT", "(%s)" % " ".join(["DATE"] * 17), "UTF-8", "ALL"), "BAD", "17 criteria: BAD")
     tap.is_(nums(c, "SORT", "(DATE)", "KOI8-R", "ALL"), "NO", "an unknown charset: NO [BADCHARSET]")
     tap.is_(nums(c, "SORT", "(DATE)", "ALL"), "NO", "a search key where the charset goes: NO [BADCHARSET]")
     tap.is_(nums(c, "SORT", "(DATE)"), "BAD", "no charset and no keys: BAD")

@@ -141,6 +141,30 @@ static void test_compact(void)
 	mcache_free(&old);
 }
 
+/* MCACHE_FIELD_MAX: a bigger field is left out of the record (the caller
+ * then finds the record incomplete and parses the message). */
+static void test_field_max(void)
+{
+	struct mcache *c;
+	ok(mcache_open(dir, 42, &c) == 0, "open for the field limit");
+	char *big = malloc(MCACHE_FIELD_MAX + 2);
+	memset(big, 'b', MCACHE_FIELD_MAX + 1);
+	big[MCACHE_FIELD_MAX + 1] = '\0';
+	struct mcache_rec r = rec(500, "small", big), g;
+	mcache_put(c, &r);
+	big[MCACHE_FIELD_MAX] = '\0';         /* exactly at the limit: kept */
+	r = rec(501, "small", big);
+	mcache_put(c, &r);
+	mcache_flush(c);
+	mcache_refresh(c);
+	ok(mcache_get(c, 500, &g) && field_is(&g, MCACHE_ENVELOPE, "small") && g.field[MCACHE_BODYSTRUCTURE] == NULL,
+	   "a field over MCACHE_FIELD_MAX is left out, the rest kept");
+	ok(mcache_get(c, 501, &g) && g.field_len[MCACHE_BODYSTRUCTURE] == MCACHE_FIELD_MAX,
+	   "a field of exactly MCACHE_FIELD_MAX is kept");
+	free(big);
+	mcache_free(&c);
+}
+
 static void test_reset(void)
 {
 	struct mcache *c;
@@ -167,6 +191,7 @@ int main(void)
 	test_reopen();
 	test_torn_tail();
 	test_compact();
+	test_field_max();
 	test_reset();
 	unlink(path);
 	rmdir(dir);
