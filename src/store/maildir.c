@@ -229,7 +229,9 @@ static int maildir_each_folder(const char *root, int64_t (*fn)(const char *dir, 
 	*sum += fn(root, ctx);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+		/* ".." and "..moonpost-deleted.*" (a DELETE in progress) are
+		 * not folders: Maildir++ folder names never start with ".." */
+		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || e->d_name[1] == '.')
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", root, e->d_name);
 		*sum += fn(p, ctx);
