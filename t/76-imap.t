@@ -291,7 +291,7 @@ def misc(ports):
     c.login()
     u, t = c.cmd("NAMESPACE")
     tap.is_(u, ['* NAMESPACE (("" ".")) NIL NIL'], "NAMESPACE: personal \"\" with \".\"")
-    u, t = c.cmd("ENABLE CONDSTORE")
+    u, t = c.cmd("ENABLE X-NOSUCH")
     tap.ok(u == ["* ENABLED"] and " OK " in t, "ENABLE of nothing we support: empty ENABLED", u)
     u, t = c.cmd("CAPABILITY")
     tap.ok("AUTH=PLAIN" not in u[0] and "LOGINDISABLED" not in u[0], "no login capabilities after login", u)

@@ -251,6 +251,7 @@ enum imap_fetch_attr {
 	IMAP_FETCH_ENVELOPE = 1 << 4,
 	IMAP_FETCH_BODYSTRUCTURE = 1 << 5,
 	IMAP_FETCH_BODY = 1 << 6,           /* BODY without a section */
+	IMAP_FETCH_MODSEQ = 1 << 7,         /* RFC 7162 3.1.4.1 */
 };
 
 /* RFC 3501 6.4.5 section-spec. */

@@ -611,6 +611,8 @@ static void imap_append_uids(struct imap_append *a)
 				a->msgs[i].uid = mb->msgs[k].uid;
 				found++;
 			}
+	if (mb != NULL)
+		imap_cs_arrived(mb);    /* RFC 7162: a new message gets a modseq */
 	if (found < a->n) {
 		buf_printf(&a->out, "%s OK Append completed.\r\n", a->tag);
 	} else {

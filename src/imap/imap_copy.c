@@ -7,7 +7,9 @@
  * mailbox meanwhile, as EXPUNGE does. A missing destination is
  * NO [TRYCREATE] (RFC 3501 6.4.7). COPY past the user's quota (the
  * directory's, counted like SMTP delivery does) is NO [OVERQUOTA]
- * (RFC 5530). */
+ * (RFC 5530). The copies get their modseqs in the destination before the
+ * OK; MOVE's expunges get one in the source and are reported as VANISHED
+ * after ENABLE QRESYNC (RFC 7162 3.2.10). */
 #include "imap_int.h"
 #include "imap_folder.h"
 #include "core/conn.h"
@@ -45,6 +47,7 @@ struct imap_copy_job {
 	struct imap_selected *sel;      /* MOVE: the source, held by the job */
 	struct imap_keywords src_kw, dst_kw;
 	bool expunged;
+	bool vanished;          /* QRESYNC: VANISHED instead of EXPUNGE */
 	struct buf out;
 };
 
@@ -95,6 +98,7 @@ static struct mailbox *imap_copy_uids(const char *folder, struct imap_copy_msg *
 		for (size_t k = 0; msgs[i].copied && k < mb->count; k++)
 			if (strcmp(mb->msgs[k].base, msgs[i].new_base) == 0)
 				msgs[i].new_uid = mb->msgs[k].uid;
+	imap_cs_arrived(mb);    /* RFC 7162: new messages, new modseqs */
 	return mb;
 }
 
@@ -175,22 +179,27 @@ static int imap_copy_one(struct imap_copy_job *j, struct imap_copy_msg *m, const
 	return -1;
 }
 
-/* MOVE: the sources go; the EXPUNGE lines are written highest first. */
+/* MOVE: the sources go (with a modseq, RFC 7162 3.2), reported as
+ * EXPUNGEs highest first or one VANISHED. */
 static void imap_move_expunge(struct imap_copy_job *j)
 {
 	struct mailbox *mb = j->sel->mb;
 	uint32_t *uids = xcalloc(j->n ? j->n : 1, sizeof(*uids));
-	size_t n = 0;
+	size_t *idx = xcalloc(j->n ? j->n : 1, sizeof(*idx)), n = 0;
 	for (size_t i = 0; i < j->n; i++)
-		if (j->msgs[i].copied)
+		if (j->msgs[i].copied) {
+			idx[n] = j->msgs[i].index;
 			uids[n++] = j->msgs[i].uid;
+		}
 	if (n > 0 && mailbox_expunge(mb, uids, n) == 0) {
+		uint64_t before;
+		uint64_t m = imap_cs_expunged(mb->root, mb->hdr.uidvalidity, uids, n, &before);
+		imap_cs_advance(&j->sel->highest, before, m);
 		j->expunged = true;
-		for (size_t i = j->n; i-- > 0;)
-			if (j->msgs[i].copied)
-				buf_printf(&j->out, "* %zu EXPUNGE\r\n", j->msgs[i].index + 1);
+		imap_expunged_reply(&j->out, j->vanished, idx, uids, n);
 	}
 	free(uids);
+	free(idx);
 }
 
 static void imap_copy_work(void *arg)
@@ -252,6 +261,8 @@ static void imap_move_forget(struct imap_copy_job *j)
 			free(mb->msgs[i].ext);
 			free(mb->msgs[i].uidl);
 		} else {
+			if (j->sel->modseq != NULL)
+				j->sel->modseq[out] = j->sel->modseq[i];
 			mb->msgs[out++] = mb->msgs[i];
 		}
 	}
@@ -311,6 +322,7 @@ void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t n
 	j->quota = s->quota;
 	j->uid_cmd = uid;
 	j->move = move;
+	j->vanished = s->qresync;
 	j->msgs = xcalloc(n ? n : 1, sizeof(*j->msgs));
 	j->n = n;
 	for (size_t i = 0; i < n; i++) {

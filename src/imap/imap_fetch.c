@@ -13,7 +13,14 @@
  * one parse on a miss; UID, FLAGS and RFC822.SIZE come from the session's
  * snapshot: only body sections open the file. A message whose file vanished
  * under the FETCH is left out and the command answers NO [EXPUNGEISSUED]
- * (RFC 5530). */
+ * (RFC 5530).
+ *
+ * CONDSTORE (RFC 7162 3.1.4): MODSEQ comes from the snapshot too; the
+ * CHANGEDSINCE modifier keeps the messages changed since, and for UID FETCH
+ * after ENABLE QRESYNC, VANISHED first reports the UIDs of the set expunged
+ * since (3.2.6). \Seen is set on every message of the command before the
+ * first batch, all with one modseq, so their FETCH carries it. The
+ * sequence set "$" is the last SEARCH saved (SEARCHRES, RFC 5182). */
 #include "imap_int.h"
 #include "core/arena.h"
 #include "core/conn.h"
@@ -22,6 +29,7 @@
 #include "core/util.h"
 #include "mime/mime.h"
 #include "store/mailbox.h"
+#include "store/modseq.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +50,7 @@ struct imap_fetch_msg {
 	uint32_t uid;
 	char *base, *file;      /* file may be renamed by the job (\Seen) */
 	uint64_t vsize;
+	uint64_t modseq;        /* the snapshot's, or the \Seen change's */
 	bool recent, renamed, gone;
 };
 
@@ -59,6 +68,18 @@ struct imap_fetch_job {
 	struct mcache *cache;   /* the selected folder's, held while the job runs */
 	struct imap_cache_fill fill;    /* a record built from a parse */
 	struct buf data;        /* the message being sent */
+	/* CONDSTORE / QRESYNC (RFC 7162) */
+	bool condstore;         /* enabled: MODSEQ goes with changed FLAGS */
+	bool qresync;           /* enabled: so does UID (RFC 7162 3.2.4) */
+	uint32_t uidvalidity;
+	uint64_t highest;       /* the session's HIGHESTMODSEQ; the job's result */
+	bool pending;           /* our MODSEQs are past others' unreported changes */
+	bool vanished;          /* UID FETCH (CHANGEDSINCE n VANISHED) */
+	uint64_t since;
+	struct imap_seqset set; /* the UID set, for VANISHED */
+	uint32_t *present;      /* the snapshot's UIDs, for VANISHED */
+	size_t npresent;
+	uint32_t next_uid;
 };
 
 static void imap_fetch_job_free(struct imap_fetch_job *j)
@@ -77,6 +98,8 @@ static void imap_fetch_job_free(struct imap_fetch_job *j)
 	mcache_free(&j->cache);
 	imap_cache_fill_free(&j->fill);
 	buf_free(&j->data);
+	imap_seqset_free(&j->set);
+	free(j->present);
 	free(j);
 }
 
@@ -204,12 +227,9 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 		j->gone++;
 		return;
 	}
-	const char *info = strstr(m->file, ":2,");
-	if (j->set_seen && (info == NULL || strchr(info + 3, 'S') == NULL) &&
-	    mailbox_file_flag(j->root, m->base, &m->file, 'S') == 0)
-		m->renamed = true;
 	unsigned attrs = j->f.attrs | (j->uid_cmd ? IMAP_FETCH_UID : 0) |
-			 (m->renamed ? IMAP_FETCH_FLAGS : 0);
+			 (m->renamed ? IMAP_FETCH_FLAGS : 0) |
+			 (m->renamed && j->qresync ? IMAP_FETCH_UID : 0);
 	/* every item goes straight into the response with a leading space;
 	 * the first one's becomes the "(" (no copy of the message) */
 	buf_printf(&j->out, "* %zu FETCH ", m->index + 1);
@@ -232,6 +252,9 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 		imap_fetch_field(items, " BODY ", &rec, MCACHE_BODY);
 	if (attrs & IMAP_FETCH_BODYSTRUCTURE)
 		imap_fetch_field(items, " BODYSTRUCTURE ", &rec, MCACHE_BODYSTRUCTURE);
+	/* RFC 7162 3.1.4.1; with CONDSTORE a \Seen set here says its modseq */
+	if ((attrs & IMAP_FETCH_MODSEQ) || (j->condstore && m->renamed && m->modseq != 0))
+		buf_printf(items, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	if (j->f.nsecs)
 		imap_fetch_sections(j, &j->data, items);
 	if (j->out.len == open)
@@ -241,16 +264,73 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 	buf_append_str(&j->out, ")\r\n");
 }
 
+/* A non-PEEK body section (RFC 3501 6.4.5): \Seen on every message of
+ * the command first, recorded with one modseq, which their FETCH then
+ * says (RFC 7162 3.1). */
+static void imap_fetch_mark_seen(struct imap_fetch_job *j)
+{
+	size_t renamed = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		struct imap_fetch_msg *m = &j->msgs[i];
+		const char *info = strstr(m->file, ":2,");
+		if ((info == NULL || strchr(info + 3, 'S') == NULL) &&
+		    mailbox_file_flag(j->root, m->base, &m->file, 'S') == 0) {
+			m->renamed = true;
+			renamed++;
+		}
+	}
+	struct modseq *ms;
+	if (renamed == 0)
+		return;
+	if (modseq_open(j->root, j->uidvalidity, true, &ms) < 0) {
+		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", j->root, strerror(errno));
+		return;
+	}
+	uint64_t before = ms->highest, mod = 0;
+	bool bumped = false;
+	for (size_t i = 0; i < j->n; i++)
+		if (j->msgs[i].renamed)
+			j->msgs[i].modseq = imap_cs_record(ms, j->msgs[i].uid, j->msgs[i].file, &mod, &bumped);
+	if (modseq_commit(ms) < 0)
+		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", j->root, strerror(errno));
+	modseq_free(&ms);
+	j->pending = before > j->highest;
+	imap_cs_advance(&j->highest, before, mod);
+}
+
+/* RFC 7162 3.2.6: the UIDs of the set expunged since, before the FETCHes. */
+static void imap_fetch_vanished(struct imap_fetch_job *j)
+{
+	struct modseq *ms;
+	if (modseq_open(j->root, j->uidvalidity, false, &ms) < 0) {
+		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", j->root, strerror(errno));
+		return;
+	}
+	modseq_unlock(ms);
+	imap_cs_vanished_earlier(&j->out, ms, j->since, &j->set, j->present, j->npresent, j->next_uid);
+	modseq_free(&ms);
+}
+
 static void imap_fetch_work(void *arg)
 {
 	struct imap_fetch_job *j = arg;
-	if (j->cache != NULL && j->next == 0)
-		mcache_refresh(j->cache);       /* what other sessions cached */
+	if (j->next == 0) {
+		if (j->cache != NULL)
+			mcache_refresh(j->cache);       /* what other sessions cached */
+		if (j->vanished)
+			imap_fetch_vanished(j);
+		if (j->set_seen)
+			imap_fetch_mark_seen(j);
+	}
 	while (j->next < j->n && j->out.len < IMAP_FETCH_BATCH)
 		imap_fetch_one(j, &j->msgs[j->next++]);
 	if (j->cache != NULL)
 		mcache_flush(j->cache);
 	if (j->next == j->n) {
+		/* RFC 7162 3.2: MODSEQs past changes of others not reported yet */
+		if (j->pending && j->condstore)
+			buf_printf(&j->out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+				   (unsigned long long)j->highest);
 		if (j->gone)
 			buf_printf(&j->out, "%s NO [EXPUNGEISSUED] Some messages were expunged.\r\n", j->tag);
 		else
@@ -269,6 +349,8 @@ static void imap_fetch_sync(struct imap_session *s, struct imap_fetch_job *j)
 		free(mb->msgs[m->index].file);
 		mb->msgs[m->index].file = xstrdup(m->file);
 		mb->msgs[m->index].seen = true;
+		if (s->sel->modseq != NULL && m->modseq != 0)
+			s->sel->modseq[m->index] = m->modseq;
 		m->renamed = false;
 	}
 }
@@ -305,6 +387,8 @@ static void imap_fetch_done(void *arg)
 		s->sel->cache = j->cache;       /* back to the session */
 		j->cache = NULL;
 	}
+	if (s->sel != NULL && s->sel->modseq != NULL)
+		s->sel->highest = j->highest;
 	imap_fetch_job_free(j);
 	imap_resume(s);
 }
@@ -335,11 +419,36 @@ void imap_fetch_cleanup(struct imap_session *s)
 	s->fetch_wait_job = NULL;
 }
 
+/* RFC 5182 2.1: "$", the UIDs the last SEARCH saved (expunged ones are
+ * simply gone), whatever the command numbers by. */
+static void imap_msgset_saved(const struct imap_selected *sel, size_t **idx_r, size_t *n_r)
+{
+	const struct mailbox *mb = sel->mb;
+	size_t *idx = xcalloc(mb->count ? mb->count : 1, sizeof(*idx)), n = 0;
+	for (size_t i = 0, k = 0; i < mb->count; i++) {
+		while (k < sel->nsaved && sel->saved[k] < mb->msgs[i].uid)
+			k++;
+		if (k < sel->nsaved && sel->saved[k] == mb->msgs[i].uid)
+			idx[n++] = i;
+	}
+	*idx_r = idx;
+	*n_r = n;
+}
+
+static bool imap_is_saved(const struct imap_arg *a)
+{
+	return a->type == IMAP_ARG_ATOM && a->s.len == 1 && a->s.p[0] == '$';
+}
+
 int imap_msgset(struct imap_session *s, const struct imap_arg *a, bool uid, size_t **idx_r,
 		size_t *n_r)
 {
 	struct imap_seqset set;
 	const struct mailbox *mb = s->sel->mb;
+	if (imap_is_saved(a)) {
+		imap_msgset_saved(s->sel, idx_r, n_r);
+		return 0;
+	}
 	if (a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->s, IMAP_SEQ_RANGES_MAX, &set) < 0) {
 		imap_bad(s, "Invalid message set.");
 		return -1;
@@ -364,42 +473,124 @@ int imap_msgset(struct imap_session *s, const struct imap_arg *a, bool uid, size
 	return 0;
 }
 
+/* RFC 7162 3.1.4.1, 3.2.6: "(CHANGEDSINCE n [VANISHED])". 0 or -1. */
+static int imap_fetch_modifiers(const struct imap_arg *list, struct imap_fetch_job *j, bool *changed)
+{
+	const struct imap_arg *end = list + list->span;
+	*changed = false;
+	if (list->type != IMAP_ARG_LIST || list->members == 0)
+		return -1;
+	for (const struct imap_arg *a = list + 1; a < end; a += a->span) {
+		if (a->type != IMAP_ARG_ATOM)
+			return -1;
+		if (str_case_eq(a->s, "VANISHED") && !j->vanished) {
+			j->vanished = true;
+		} else if (str_case_eq(a->s, "CHANGEDSINCE") && !*changed && a + 1 < end &&
+			   a[1].type == IMAP_ARG_ATOM &&
+			   util_parse_uint(a[1].s.p, a[1].s.len, MODSEQ_VALUE_MAX, &j->since) == 0) {
+			*changed = true;
+			a++;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The items and modifiers into j; NULL, or the error for BAD. */
+static const char *imap_fetch_args(struct imap_session *s, const struct imap_arg *args, size_t nargs,
+				   struct imap_fetch_job *j, bool uid, bool *changed)
+{
+	const struct imap_arg *a[4];
+	const char *why = "missing items";
+	size_t top = imap_args_top(args, nargs, a, 4);
+	*changed = false;
+	if (top < 2 || top > 3)
+		return top < 2 ? why : "too many arguments";
+	size_t items_end = (size_t)(a[1] - args) + a[1]->span;
+	if (imap_fetch_parse(a[1], items_end - (size_t)(a[1] - args), &j->f, &why) < 0)
+		return why;
+	if (top == 3 && imap_fetch_modifiers(a[2], j, changed) < 0)
+		return "invalid modifiers";
+	/* 3.2.6: VANISHED only with UID FETCH, CHANGEDSINCE and QRESYNC on */
+	if (j->vanished && (!uid || !*changed || !s->qresync))
+		return "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC";
+	if ((*changed || (j->f.attrs & IMAP_FETCH_MODSEQ)) && s->sel->modseq == NULL)
+		return "[NOMODSEQ] no modification sequences here";
+	if (*changed)
+		j->f.attrs |= IMAP_FETCH_MODSEQ;        /* 3.1.4.1 */
+	return NULL;
+}
+
+/* VANISHED's inputs: the UID set, the snapshot's UIDs, the next UID. */
+static void imap_fetch_vanished_prep(struct imap_session *s, const struct imap_arg *set,
+				     struct imap_fetch_job *j)
+{
+	const struct mailbox *mb = s->sel->mb;
+	if (imap_is_saved(set))
+		imap_seqset_of(s->sel->saved, s->sel->nsaved, &j->set);
+	else
+		imap_seqset_parse(set->s, IMAP_SEQ_RANGES_MAX, &j->set);  /* imap_msgset checked it */
+	j->present = xcalloc(mb->count + 1, sizeof(*j->present));
+	for (size_t i = 0; i < mb->count; i++)
+		j->present[i] = mb->msgs[i].uid;
+	j->npresent = mb->count;
+	j->next_uid = mb->hdr.next_uid;
+}
+
+static void imap_fetch_msgs(struct imap_session *s, struct imap_fetch_job *j, const size_t *idx,
+			    size_t n, bool changed)
+{
+	const struct mailbox *mb = s->sel->mb;
+	j->msgs = xcalloc(n ? n : 1, sizeof(*j->msgs));
+	for (size_t i = 0; i < n; i++) {
+		const struct mailbox_msg *m = &mb->msgs[idx[i]];
+		uint64_t modseq = s->sel->modseq ? s->sel->modseq[idx[i]] : 0;
+		if (changed && modseq <= j->since)
+			continue;       /* 3.1.4.1: only what changed since */
+		j->msgs[j->n++] = (struct imap_fetch_msg){
+			.index = idx[i], .uid = m->uid, .base = xstrdup(m->base),
+			.file = xstrdup(m->file), .vsize = m->vsize, .recent = m->recent,
+			.modseq = modseq,
+		};
+	}
+}
+
 void imap_fetch_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
 {
-	const char *why = "missing items";
-	struct imap_fetch f = { 0 };
 	size_t *idx, n;
-	if (nargs < 2 || imap_fetch_parse(&args[args[0].span], nargs - args[0].span, &f, &why) < 0) {
-		imap_fetch_free(&f);
-		imap_bad(s, "Syntax: FETCH sequence-set items (%s).", why);
+	bool changed;
+	struct imap_fetch_job *j = xcalloc(1, sizeof(*j));
+	const char *why = imap_fetch_args(s, args, nargs, j, uid, &changed);
+	if (why != NULL) {
+		imap_fetch_job_free(j);
+		imap_bad(s, "Syntax: FETCH sequence-set items [(modifiers)] (%s).", why);
 		return;
 	}
 	if (imap_msgset(s, &args[0], uid, &idx, &n) < 0) {
-		imap_fetch_free(&f);
+		imap_fetch_job_free(j);
 		return;
 	}
+	if (changed || (j->f.attrs & IMAP_FETCH_MODSEQ))
+		imap_cs_enable(s);      /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	const struct mailbox *mb = s->sel->mb;
-	struct imap_fetch_job *j = xcalloc(1, sizeof(*j));
 	j->conn_id = s->conn->id;
 	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
 	j->root = xstrdup(mb->root);
 	j->uid_cmd = uid;
-	j->set_seen = f.sets_seen && !s->sel->readonly;
-	j->f = f;
+	j->set_seen = j->f.sets_seen && !s->sel->readonly;
+	j->condstore = s->condstore;
+	j->qresync = s->qresync;
+	j->uidvalidity = mb->hdr.uidvalidity;
+	j->highest = s->sel->highest;
 	imap_keywords_copy(&j->kw, &s->sel->kw);
-	if (f.attrs & IMAP_FETCH_META) {
+	if (j->f.attrs & IMAP_FETCH_META) {
 		j->cache = s->sel->cache;       /* the job's until it completes */
 		s->sel->cache = NULL;
 	}
-	j->msgs = xcalloc(n ? n : 1, sizeof(*j->msgs));
-	j->n = n;
-	for (size_t i = 0; i < n; i++) {
-		const struct mailbox_msg *m = &mb->msgs[idx[i]];
-		j->msgs[i] = (struct imap_fetch_msg){
-			.index = idx[i], .uid = m->uid, .base = xstrdup(m->base),
-			.file = xstrdup(m->file), .vsize = m->vsize, .recent = m->recent,
-		};
-	}
+	if (j->vanished)
+		imap_fetch_vanished_prep(s, &args[0], j);
+	imap_fetch_msgs(s, j, idx, n, changed);
 	free(idx);
 	conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_fetch_work, imap_fetch_done, j);

@@ -199,7 +199,7 @@ static int imap_fetch_item(struct imap_fetch *f, const struct imap_arg *a)
 		{ "UID", IMAP_FETCH_UID }, { "FLAGS", IMAP_FETCH_FLAGS },
 		{ "INTERNALDATE", IMAP_FETCH_INTERNALDATE }, { "RFC822.SIZE", IMAP_FETCH_RFC822_SIZE },
 		{ "ENVELOPE", IMAP_FETCH_ENVELOPE }, { "BODYSTRUCTURE", IMAP_FETCH_BODYSTRUCTURE },
-		{ "BODY", IMAP_FETCH_BODY },
+		{ "BODY", IMAP_FETCH_BODY }, { "MODSEQ", IMAP_FETCH_MODSEQ },    /* RFC 7162 3.1.4.1 */
 	};
 	if (a->type != IMAP_ARG_ATOM)
 		return -1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -250,19 +251,16 @@ int imap_folder_subs_read(const char *root, char ***names_r, size_t *n_r)
 	return 0;
 }
 
-static int imap_folder_subs_write(const char *root, char **names, size_t n)
+int imap_folder_replace(const char *root, const char *name, const struct buf *b)
 {
 	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s/" IMAP_SUBSCRIPTIONS, root);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
 	static unsigned seq;
 	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", path, (int)getpid(),
 		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	struct buf b = { 0 };
-	for (size_t i = 0; i < n; i++)
-		buf_printf(&b, "%s\n", names[i]);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc = fd < 0 ? -1 : 0;
-	if (rc == 0 && write(fd, buf_ptr(&b), b.len) != (ssize_t)b.len)
+	if (rc == 0 && write(fd, buf_ptr(b), b->len) != (ssize_t)b->len)
 		rc = -1;
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -1;
@@ -272,6 +270,27 @@ static int imap_folder_subs_write(const char *root, char **names, size_t n)
 		rc = -1;
 	if (rc != 0 && fd >= 0)
 		unlink(tmp);
+	return rc;
+}
+
+int imap_folder_lock(const char *root, const char *lockname)
+{
+	char lpath[4200];
+	snprintf(lpath, sizeof(lpath), "%s/%s", root, lockname);
+	int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock >= 0 && flock(lock, LOCK_EX) != 0) {
+		close(lock);
+		lock = -1;
+	}
+	return lock;
+}
+
+static int imap_folder_subs_write(const char *root, char **names, size_t n)
+{
+	struct buf b = { 0 };
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s\n", names[i]);
+	int rc = imap_folder_replace(root, IMAP_SUBSCRIPTIONS, &b);
 	buf_free(&b);
 	return rc;
 }
@@ -280,16 +299,9 @@ int imap_folder_subs_change(const char *root, const char *name, bool subscribe)
 {
 	char **v;
 	size_t n, cap;
-	/* read-modify-write under a lock: sessions (any process) must not
-	 * lose each other's changes */
-	char lpath[4200];
-	snprintf(lpath, sizeof(lpath), "%s/" IMAP_SUBSCRIPTIONS_LOCK, root);
-	int lock = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock < 0 || flock(lock, LOCK_EX) != 0) {
-		if (lock >= 0)
-			close(lock);
+	int lock = imap_folder_lock(root, IMAP_SUBSCRIPTIONS_LOCK);
+	if (lock < 0)
 		return -1;
-	}
 	if (imap_folder_subs_read(root, &v, &n) < 0) {
 		close(lock);
 		return -1;
@@ -340,6 +352,13 @@ bool imap_folder_match(const char *pattern, const char *name, char sep)
 	free(next);
 	free(cur);
 	return m;
+}
+
+bool imap_folder_match_mailbox(const char *pattern, const char *name)
+{
+	if (strcmp(name, "INBOX") == 0 && strcasecmp(pattern, "INBOX") == 0)
+		return true;
+	return imap_folder_match(pattern, name, '.');
 }
 
 /* --- new messages: APPEND, COPY --- */

@@ -51,9 +51,21 @@ int imap_folder_subs_read(const char *root, char ***names_r, size_t *n_r);
  * (tmp, fsync, rename). 0 or -1. */
 int imap_folder_subs_change(const char *root, const char *name, bool subscribe);
 
+/* Replaces root/name with the bytes of b durably: a tmp file beside it,
+ * fsync, rename (readers see the old file or the new one, never half).
+ * 0 or -1. */
+int imap_folder_replace(const char *root, const char *name, const struct buf *b);
+/* The exclusive flock on root/lockname (made if missing), for a
+ * read-modify-write that sessions of any process must not interleave:
+ * the fd (close it to unlock), or -1. */
+int imap_folder_lock(const char *root, const char *lockname);
+
 /* Whether pattern (with "*" and "%", RFC 3501 6.3.8) matches name; "%"
  * does not match the separator sep. */
 bool imap_folder_match(const char *pattern, const char *name, char sep);
+/* The same for a mailbox name with "." as separator, INBOX matched by
+ * the pattern "INBOX" in any case (RFC 3501 5.1). */
+bool imap_folder_match_mailbox(const char *pattern, const char *name);
 
 /* A new unique Maildir base name (time.MusecPpidQn.host). Names made one
  * after another in this process sort in that order (new UIDs are given in

@@ -3,9 +3,12 @@
  *   imap_session.c  input, the command table, replies, limits;
  *                   CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, ENABLE, NAMESPACE
  *   imap_auth.c     LOGIN, AUTHENTICATE (the login on the pools)
- *   imap_mbox.c     LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE,
+ *   imap_mbox.c     LSUB, CREATE, DELETE, RENAME, SUBSCRIBE,
  *                   UNSUBSCRIBE, STATUS, SELECT, EXAMINE, CLOSE, UNSELECT,
  *                   CHECK (folder work on the I/O pool)
+ *   imap_list.c     LIST, plain and extended (LIST-EXTENDED, LIST-STATUS,
+ *                   SPECIAL-USE selection and return options)
+ *   imap_quota.c    GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
  *   imap_folder.c   Maildir++ folder names and the subscriptions file
  *                   (blocking helpers for the pool jobs)
  *   imap_fetch.c    FETCH, UID (message data from the I/O pool, in batches)
@@ -16,6 +19,8 @@
  *   imap_sync.c     NOOP/CHECK/IDLE: the snapshot vs the disk (EXPUNGE,
  *                   FETCH FLAGS, EXISTS); imap_notify.c the shared inotify
  *   imap_keywords.c keywords in dovecot-keywords (Dovecot's letters a-z)
+ *   imap_condstore.c CONDSTORE/QRESYNC (RFC 7162): SELECT parameters,
+ *                   HIGHESTMODSEQ, VANISHED; sets for ESEARCH/SEARCHRES
  *
  * Handlers get the parsed arguments (valid only during the call); a handler
  * that goes asynchronous copies what it needs, pauses the connection and
@@ -42,6 +47,7 @@ enum imap_state {
 #define IMAP_USER_MAX 255
 #define IMAP_SEQ_RANGES_MAX 10000
 #define IMAP_MAILBOX_NAME_MAX 255   /* bytes of a mailbox name (mUTF-7) */
+#define IMAP_PATTERN_MAX 1024       /* LIST/LSUB: bytes of reference + pattern */
 
 struct login;
 struct script_session;
@@ -57,6 +63,10 @@ struct imap_selected {
 	bool readonly;
 	struct imap_keywords kw;        /* the folder's dovecot-keywords */
 	struct mcache *cache;           /* NULL: none, or a FETCH/SEARCH job has it */
+	uint64_t *modseq;               /* per message as mb->msgs (RFC 7162); NULL: NOMODSEQ */
+	uint64_t highest;               /* HIGHESTMODSEQ as far as this session has seen */
+	uint32_t *saved;                /* SEARCHRES "$" (RFC 5182): UIDs, ascending */
+	size_t nsaved;
 };
 
 /* NULL-safe; sets *selp = NULL. */
@@ -92,6 +102,7 @@ struct imap_session {
 	/* FETCH: a job waiting for the client to read the previous batch */
 	struct imap_fetch_job *fetch_wait_job;
 	ev_prepare fetch_wait;
+	bool condstore, qresync;        /* RFC 7162 3.1, 3.2.3: enabled */
 };
 
 /* One untagged or continuation line (printf-like; CRLF added). */
@@ -236,9 +247,72 @@ void imap_idle_line(struct imap_session *s, struct str line);
 void imap_idle_finish(struct imap_session *s);
 imap_cmd_fn imap_cmd_idle;
 
+/* imap_condstore.c: CONDSTORE and QRESYNC (RFC 7162). */
+struct mailbox;
+struct modseq;
+struct imap_cs_select;          /* SELECT/EXAMINE parameters */
+/* A CONDSTORE-enabling command (RFC 7162 3.1): enables it and, the first
+ * time in the selected state, says the HIGHESTMODSEQ. */
+void imap_cs_enable(struct imap_session *s);
+/* The select-param list of SELECT/EXAMINE: (CONDSTORE), (QRESYNC (...)).
+ * 0 with *r (NULL-safe free), or -1 after answering BAD. */
+int imap_cs_select_parse(struct imap_session *s, const struct imap_arg *list,
+			 struct imap_cs_select **r);
+void imap_cs_select_free(struct imap_cs_select **p);
+/* SELECT/EXAMINE (pool): [HIGHESTMODSEQ] or [NOMODSEQ] (ms NULL), then for
+ * QRESYNC the VANISHED (EARLIER) and FETCH of what changed (3.2.5). */
+void imap_cs_select_reply(struct buf *out, const struct mailbox *mb, const struct modseq *ms,
+			  const struct imap_cs_select *p, const struct imap_keywords *kw);
+/* sel's per-message modseqs and HIGHESTMODSEQ from ms (NULL: NOMODSEQ). */
+void imap_cs_snapshot(struct imap_selected *sel, const struct modseq *ms);
+/* "* VANISHED (EARLIER) set" (3.2.5.2, 3.2.6): UIDs in set (NULL: all)
+ * expunged at a modseq above since and not in present[] (ascending); all
+ * UIDs below next_uid that are not present when that history is gone. */
+void imap_cs_vanished_earlier(struct buf *out, const struct modseq *ms, uint64_t since,
+			      const struct imap_seqset *set, const uint32_t *present,
+			      size_t npresent, uint32_t next_uid);
+/* uids[0 .. n) (ascending) of the folder at root were expunged: their
+ * modseq (pool), 0 when it could not be recorded; *before_r is the
+ * HIGHESTMODSEQ before. */
+uint64_t imap_cs_expunged(const char *root, uint32_t uidvalidity, const uint32_t *uids,
+			  size_t n, uint64_t *before_r);
+/* Messages just added to mb's folder (APPEND, COPY, MOVE) get modseqs. */
+void imap_cs_arrived(struct mailbox *mb);
+/* The HIGHESTMODSEQ of mb's folder just opened, after bringing its modseqs
+ * up to date (pool; STATUS, 3.1.6); 0 when it has none. */
+uint64_t imap_cs_highest(struct mailbox *mb);
+/* After a change of ours at modseq when the file's HIGHESTMODSEQ was
+ * before: the session's HIGHESTMODSEQ follows unless others changed the
+ * mailbox meanwhile (their changes are not reported yet: RFC 7162 3.2). */
+void imap_cs_advance(uint64_t *highest, uint64_t before, uint64_t modseq);
+/* Expunge responses for messages at 0-based indexes idx[] with uids[]
+ * (both ascending): "* VANISHED set" (QRESYNC, 3.2.10) or "* n EXPUNGE"
+ * highest first (RFC 3501 7.4.1). */
+void imap_expunged_reply(struct buf *out, bool vanished, const size_t *idx, const uint32_t *uids,
+			 size_t n);
+/* The modseq of message uid as file shows it (pool, ms locked for
+ * writing): its record's when that has these flags, else *mod (made once
+ * per command, then shared) recorded for it, with *bumped set. */
+uint64_t imap_cs_record(struct modseq *ms, uint32_t uid, const char *file, uint64_t *mod,
+			bool *bumped);
+/* Appends ascending numbers as a sequence set with ranges: "1:3,5". */
+void imap_set_append(struct buf *b, const uint32_t *v, size_t n);
+/* Ascending numbers as a sequence set (free with imap_seqset_free). */
+void imap_seqset_of(const uint32_t *v, size_t n, struct imap_seqset *set);
+
 void imap_mbox_cleanup(struct imap_session *s);
 imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
 	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_status, imap_cmd_select,
 	imap_cmd_examine, imap_cmd_close, imap_cmd_unselect, imap_cmd_check;
+/* STATUS data items (imap_mbox.c), shared with LIST-STATUS (RFC 5819): the
+ * item list "(MESSAGES SIZE ...)", its members flat, as bits: 0, or -1 if
+ * empty or unknown; and the untagged STATUS response for those items of an
+ * open mailbox, appended to out. */
+struct mailbox;
+int imap_status_items(const struct imap_arg *list, unsigned *items);
+void imap_status_append(struct buf *out, struct mailbox *mb, const char *name,
+			unsigned items);
+
+imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 
 #endif

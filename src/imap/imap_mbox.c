@@ -1,8 +1,8 @@
-/* imap_mbox.c - the mailbox commands (RFC 3501 6.3, 6.4.1-6.4.2): LIST
- * and LSUB with CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154)
- * attributes, CREATE, DELETE, RENAME (with INBOX's special case),
- * SUBSCRIBE, UNSUBSCRIBE, STATUS, SELECT, EXAMINE, CHECK, CLOSE and
- * UNSELECT (RFC 3691).
+/* imap_mbox.c - the mailbox commands (RFC 3501 6.3, 6.4.1-6.4.2): LSUB,
+ * CREATE (with CREATE-SPECIAL-USE, RFC 6154 3), DELETE, RENAME (with
+ * INBOX's special case), SUBSCRIBE, UNSUBSCRIBE, STATUS (with SIZE, RFC
+ * 8438, and DELETED), SELECT, EXAMINE, CHECK, CLOSE and UNSELECT (RFC
+ * 3691). LIST is imap_list.c.
  *
  * Each command is one job on the I/O pool: the work function does the
  * disk part and writes the whole response (untagged lines and the tagged
@@ -10,11 +10,13 @@
  * resumes the connection. Response codes from RFC 5530. */
 #include "imap_int.h"
 #include "imap_folder.h"
+#include "imap_use.h"
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/util.h"
 #include "store/mailbox.h"
+#include "store/modseq.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,11 +29,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IMAP_PATTERN_MAX 1024
-
 enum imap_status_item {
 	ST_MESSAGES = 1 << 0, ST_RECENT = 1 << 1, ST_UIDNEXT = 1 << 2,
 	ST_UIDVALIDITY = 1 << 3, ST_UNSEEN = 1 << 4,
+	ST_SIZE = 1 << 5,       /* RFC 8438 STATUS=SIZE */
+	ST_DELETED = 1 << 6,    /* RFC 9051 6.3.11: messages with \Deleted */
+	ST_HIGHESTMODSEQ = 1 << 7,      /* RFC 7162 3.1.6 */
 };
 
 struct imap_job;
@@ -42,12 +45,14 @@ struct imap_job {
 	char tag[IMAP_TAG_MAX + 1];
 	char *root;             /* the user's Maildir */
 	char *name, *name2;     /* mailbox names (INBOX normalised) */
-	char *pattern;          /* LIST/LSUB: reference + pattern */
+	char *pattern;          /* LSUB: reference + pattern */
+	char *uses;             /* CREATE: RFC 6154 uses ("\\Archive"), or NULL */
 	bool flag;              /* SUBSCRIBE / LSUB / EXAMINE */
 	unsigned items;         /* STATUS */
 	imap_job_fn *work;
 	struct buf out;         /* the whole response */
 	struct imap_selected *sel;   /* SELECT result; CLOSE input */
+	struct imap_cs_select *cs;   /* SELECT/EXAMINE parameters (RFC 7162) */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -70,6 +75,8 @@ void imap_selected_free(struct imap_selected **selp)
 	mcache_free(&sel->cache);
 	mailbox_free(&sel->mb);
 	free(sel->name);
+	free(sel->modseq);
+	free(sel->saved);
 	free(sel);
 	*selp = NULL;
 }
@@ -80,8 +87,10 @@ static void imap_job_free(struct imap_job *j)
 	free(j->name);
 	free(j->name2);
 	free(j->pattern);
+	free(j->uses);
 	buf_free(&j->out);
 	imap_selected_free(&j->sel);
+	imap_cs_select_free(&j->cs);
 	free(j);
 }
 
@@ -157,20 +166,12 @@ static bool imap_folder_exists(const char *root, const char *name)
 	return ok;
 }
 
-/* --- LIST / LSUB --- */
+/* --- LSUB --- */
 
 struct imap_list {
 	char **names;           /* existing folders, sorted */
 	size_t n;
 };
-
-static bool imap_list_has(const struct imap_list *l, const char *name, size_t len)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (strncmp(l->names[i], name, len) == 0 && l->names[i][len] == '\0')
-			return true;
-	return false;
-}
 
 static bool imap_list_children(const struct imap_list *l, const char *name)
 {
@@ -183,9 +184,7 @@ static bool imap_list_children(const struct imap_list *l, const char *name)
 
 static bool imap_list_matches(const char *pattern, const char *name)
 {
-	if (strcmp(name, "INBOX") == 0 && strcasecmp(pattern, "INBOX") == 0)
-		return true;
-	return imap_folder_match(pattern, name, '.');
+	return imap_folder_match_mailbox(pattern, name);
 }
 
 static void imap_list_line(struct imap_job *j, const char *cmd, const char *attrs, const char *name)
@@ -193,47 +192,6 @@ static void imap_list_line(struct imap_job *j, const char *cmd, const char *attr
 	buf_printf(&j->out, "* %s (%s) \".\" ", cmd, attrs);
 	imap_append_astring(&j->out, str_from_cstr(name));
 	buf_append(&j->out, "\r\n", 2);
-}
-
-/* One LIST line for name (existing or a parent that exists only as a
- * level of its children: \Noselect, RFC 3501 6.3.8). */
-static void imap_list_one(struct imap_job *j, const struct imap_list *l, const char *name,
-			  bool exists)
-{
-	char attrs[128];
-	const char *su = imap_folder_special_use(name);
-	snprintf(attrs, sizeof(attrs), "%s%s%s%s", exists ? "" : "\\Noselect ",
-		 imap_list_children(l, name) ? "\\HasChildren" : "\\HasNoChildren",
-		 su ? " " : "", su ? su : "");
-	imap_list_line(j, "LIST", attrs, name);
-}
-
-static void imap_list_work(struct imap_job *j)
-{
-	struct imap_list l;
-	if (imap_folder_names(j->root, &l.names, &l.n) < 0) {
-		imap_job_tagged(j, "NO", "[SERVERBUG] Cannot list the mailboxes.");
-		return;
-	}
-	if (imap_list_matches(j->pattern, "INBOX"))
-		imap_list_line(j, "LIST", "\\HasNoChildren", "INBOX");
-	for (size_t i = 0; i < l.n; i++) {
-		/* parents missing on disk, once each (names are sorted) */
-		for (const char *dot = strchr(l.names[i], '.'); dot; dot = strchr(dot + 1, '.')) {
-			size_t len = (size_t)(dot - l.names[i]);
-			if (imap_list_has(&l, l.names[i], len) ||
-			    (i > 0 && strncmp(l.names[i - 1], l.names[i], len + 1) == 0))
-				continue;
-			char *parent = xstrndup(l.names[i], len);
-			if (imap_list_matches(j->pattern, parent))
-				imap_list_one(j, &l, parent, false);
-			free(parent);
-		}
-		if (imap_list_matches(j->pattern, l.names[i]))
-			imap_list_one(j, &l, l.names[i], true);
-	}
-	imap_folder_names_free(l.names, l.n);
-	imap_job_tagged(j, "OK", "List completed.");
 }
 
 static bool imap_name_in(char **names, size_t n, const char *name, size_t len)
@@ -287,24 +245,17 @@ static void imap_lsub_work(struct imap_job *j)
 	imap_job_tagged(j, "OK", "Lsub completed.");
 }
 
-static void imap_list_cmd(struct imap_session *s, const struct imap_arg *args, size_t nargs,
-			  bool lsub)
+void imap_cmd_lsub(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
 	const struct imap_arg *a[3];
 	struct str ref, pat;
 	if (imap_args_top(args, nargs, a, 3) != 2 || !imap_arg_astring(a[0], &ref) ||
 	    !imap_arg_astring(a[1], &pat) || ref.len + pat.len > IMAP_PATTERN_MAX ||
 	    memchr(ref.p, '\0', ref.len) || memchr(pat.p, '\0', pat.len)) {
-		imap_bad(s, "Syntax: %s reference mailbox-pattern", lsub ? "LSUB" : "LIST");
+		imap_bad(s, "Syntax: LSUB reference mailbox-pattern");
 		return;
 	}
-	if (pat.len == 0 && !lsub) {
-		/* RFC 3501 6.3.8: the hierarchy delimiter and root name. */
-		imap_reply(s, "* LIST (\\Noselect) \".\" \"\"");
-		imap_tagged(s, "OK", "List completed.");
-		return;
-	}
-	struct imap_job *j = imap_job_new(s, lsub ? imap_lsub_work : imap_list_work);
+	struct imap_job *j = imap_job_new(s, imap_lsub_work);
 	struct buf b = { 0 };
 	buf_printf(&b, "%.*s%.*s", STR_FMT(ref), STR_FMT(pat));
 	j->pattern = xstrdup(buf_ptr(&b));
@@ -312,17 +263,9 @@ static void imap_list_cmd(struct imap_session *s, const struct imap_arg *args, s
 	imap_job_submit(s, j);
 }
 
-void imap_cmd_list(struct imap_session *s, const struct imap_arg *args, size_t nargs)
-{
-	imap_list_cmd(s, args, nargs, false);
-}
-
-void imap_cmd_lsub(struct imap_session *s, const struct imap_arg *args, size_t nargs)
-{
-	imap_list_cmd(s, args, nargs, true);
-}
-
 /* --- CREATE / DELETE / RENAME / SUBSCRIBE --- */
+
+static int imap_rmtree(const char *dir, int depth);
 
 static void imap_create_work(struct imap_job *j)
 {
@@ -336,12 +279,18 @@ static void imap_create_work(struct imap_job *j)
 	int fd = -1;
 	if (mailbox_create(path) == 0)
 		fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	/* RFC 6154 3: a mailbox whose use cannot be kept is not made. Without
+	 * USE, a stale line of an earlier mailbox of that name goes. */
+	if (fd >= 0 && imap_use_set(j->root, j->name, j->uses) < 0) {
+		imap_rmtree(path, 1);
+		fd = -1;
+	}
 	if (fd < 0)
 		imap_job_tagged(j, "NO", "[SERVERBUG] Cannot create the mailbox.");
 	else
 		imap_job_tagged(j, "OK", "Create completed.");
-	if (fd >= 0)
-		close(fd);
 	free(path);
 }
 
@@ -386,10 +335,14 @@ static void imap_delete_work(struct imap_job *j)
 	char gone[4200];
 	snprintf(gone, sizeof(gone), "%s/..moonpost-deleted.%d.%u", j->root, (int)getpid(),
 		 __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-	if (rename(path, gone) != 0)
+	if (rename(path, gone) != 0) {
 		imap_job_tagged(j, "NO", "[SERVERBUG] Cannot delete the mailbox.");
-	else
+	} else {
 		imap_job_tagged(j, "OK", "Delete completed.");
+		/* its use goes with it (a stale one is also dropped at CREATE) */
+		if (imap_use_set(j->root, j->name, NULL) < 0)
+			log_warn(NULL, "event=special_use_update_failed root=\"%s\"", j->root);
+	}
 	imap_rmtree(gone, 1);
 	free(path);
 }
@@ -476,6 +429,9 @@ static void imap_rename_work(struct imap_job *j)
 		imap_job_tagged(j, "NO", "[SERVERBUG] Cannot rename the mailbox.");
 	else
 		imap_job_tagged(j, "OK", "Rename completed.");
+	/* the uses follow the names (INBOX has none: it cannot be created) */
+	if (!inbox && rc == 0 && imap_use_rename(j->root, j->name, j->name2) < 0)
+		log_warn(NULL, "event=special_use_update_failed root=\"%s\"", j->root);
 }
 
 static void imap_subscribe_work(struct imap_job *j)
@@ -507,17 +463,62 @@ static void imap_names_cmd(struct imap_session *s, const struct imap_arg *args, 
 	imap_job_submit(s, j);
 }
 
+/* RFC 6154 3 (an RFC 4466 create-param): "(USE (\\Archive ...))" as the
+ * uses, canonical and each once, "\\Archive \\Sent" in *uses_r (malloc'd;
+ * NULL if none); or -1 after answering BAD (syntax, an unknown parameter:
+ * RFC 4466 2.2) or NO [USEATTR] (a use we cannot give). */
+static int imap_create_uses(struct imap_session *s, const struct imap_arg *params, char **uses_r)
+{
+	struct buf b = { 0 };
+	const struct imap_arg *end = params + params->span, *p = params + 1;
+	int rc = params->type == IMAP_ARG_LIST ? 0 : -1;
+	while (rc == 0 && p < end) {
+		const struct imap_arg *l = p + 1;
+		if (p->type != IMAP_ARG_ATOM || !str_case_eq(p->s, "USE") || l >= end ||
+		    l->type != IMAP_ARG_LIST || l->span != l->members + 1) {
+			rc = -1;
+			break;
+		}
+		for (const struct imap_arg *u = l + 1; rc == 0 && u < l + l->span; u++) {
+			const char *attr = u->type == IMAP_ARG_ATOM ? imap_use_attr(u->s) : NULL;
+			if (attr == NULL)
+				rc = u->type == IMAP_ARG_ATOM ? -2 : -1;
+			else if (b.len == 0 || strstr(buf_ptr(&b), attr) == NULL)
+				buf_printf(&b, "%s%s", b.len ? " " : "", attr);
+		}
+		p = l + l->span;
+	}
+	if (rc == -1)
+		imap_bad(s, "Syntax: CREATE mailbox [(USE (\\Attribute ...))]");
+	else if (rc == -2)
+		imap_tagged(s, "NO", "[USEATTR] Special use not supported.");
+	*uses_r = rc == 0 && b.len > 0 ? xstrdup(buf_ptr(&b)) : NULL;
+	buf_free(&b);
+	return rc < 0 ? -1 : 0;
+}
+
 void imap_cmd_create(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
-	/* RFC 3501 6.3.3: a trailing separator only says children will follow. */
-	if (nargs == 1 && args[0].type != IMAP_ARG_LIST && args[0].s.len > 1 &&
-	    args[0].s.p[args[0].s.len - 1] == '.') {
-		struct imap_arg a = args[0];
-		a.s.len--;
-		imap_names_cmd(s, &a, 1, 1, imap_create_work, false);
+	const struct imap_arg *a[3];
+	size_t n = imap_args_top(args, nargs, a, 3);
+	char *uses = NULL;
+	if (n < 1 || n > 2) {
+		imap_bad(s, "Wrong number of arguments.");
 		return;
 	}
-	imap_names_cmd(s, args, nargs, 1, imap_create_work, false);
+	if (n == 2 && imap_create_uses(s, a[1], &uses) < 0)
+		return;
+	/* RFC 3501 6.3.3: a trailing separator only says children will follow. */
+	struct imap_arg name = *a[0];
+	if (name.s.len > 1 && name.s.p[name.s.len - 1] == '.')
+		name.s.len--;
+	struct imap_job *j = imap_job_new(s, imap_create_work);
+	j->uses = uses;
+	if ((j->name = imap_mbox_arg(s, &name)) == NULL) {
+		imap_job_free(j);
+		return;
+	}
+	imap_job_submit(s, j);
 }
 
 void imap_cmd_delete(struct imap_session *s, const struct imap_arg *args, size_t nargs)
@@ -543,8 +544,9 @@ void imap_cmd_unsubscribe(struct imap_session *s, const struct imap_arg *args, s
 /* --- STATUS / SELECT / EXAMINE --- */
 
 struct imap_counts {
-	size_t exists, recent, unseen;
+	size_t exists, recent, unseen, deleted;
 	size_t first_unseen;    /* sequence number, 0 if none */
+	uint64_t size;          /* the RFC822.SIZEs added up (RFC 8438) */
 };
 
 static void imap_count(const struct mailbox *mb, struct imap_counts *c)
@@ -552,7 +554,10 @@ static void imap_count(const struct mailbox *mb, struct imap_counts *c)
 	memset(c, 0, sizeof(*c));
 	c->exists = mb->count;
 	for (size_t i = 0; i < mb->count; i++) {
+		const char *info = strstr(mb->msgs[i].file, ":2,");
 		c->recent += mb->msgs[i].recent;
+		c->size += mb->msgs[i].vsize;
+		c->deleted += info != NULL && strchr(info + 3, 'T') != NULL;
 		if (!mb->msgs[i].seen) {
 			c->unseen++;
 			if (c->first_unseen == 0)
@@ -580,45 +585,65 @@ static struct mailbox *imap_open_folder(struct imap_job *j, unsigned flags)
 	return mb;
 }
 
+/* One "NAME value" of a STATUS response, space-separated. */
+__attribute__((format(printf, 3, 4)))
+static void imap_status_put(struct buf *out, bool *first, const char *fmt, ...)
+{
+	va_list ap;
+	if (!*first)
+		buf_append(out, " ", 1);
+	*first = false;
+	va_start(ap, fmt);
+	buf_vprintf(out, fmt, ap);
+	va_end(ap);
+}
+
+void imap_status_append(struct buf *out, struct mailbox *mb, const char *name,
+			unsigned items)
+{
+	/* first: the modseq sync may find a message the scan missed */
+	uint64_t highest = items & ST_HIGHESTMODSEQ ? imap_cs_highest(mb) : 0;
+	struct imap_counts c;
+	bool first = true;
+	imap_count(mb, &c);
+	buf_append_str(out, "* STATUS ");
+	imap_append_astring(out, str_from_cstr(name));
+	buf_append_str(out, " (");
+	if (items & ST_MESSAGES)
+		imap_status_put(out, &first, "MESSAGES %zu", c.exists);
+	if (items & ST_RECENT)
+		imap_status_put(out, &first, "RECENT %zu", c.recent);
+	if (items & ST_UIDNEXT)
+		imap_status_put(out, &first, "UIDNEXT %u", mb->hdr.next_uid);
+	if (items & ST_UIDVALIDITY)
+		imap_status_put(out, &first, "UIDVALIDITY %u", mb->hdr.uidvalidity);
+	if (items & ST_UNSEEN)
+		imap_status_put(out, &first, "UNSEEN %zu", c.unseen);
+	if (items & ST_SIZE)
+		imap_status_put(out, &first, "SIZE %llu", (unsigned long long)c.size);
+	if (items & ST_DELETED)
+		imap_status_put(out, &first, "DELETED %zu", c.deleted);
+	if (items & ST_HIGHESTMODSEQ)
+		imap_status_put(out, &first, "HIGHESTMODSEQ %llu", (unsigned long long)highest);
+	buf_append_str(out, ")\r\n");
+}
+
 static void imap_status_work(struct imap_job *j)
 {
 	struct mailbox *mb = imap_open_folder(j, 0);
 	if (mb == NULL)
 		return;
-	struct imap_counts c;
-	imap_count(mb, &c);
-	const char *sp = "";
-	buf_append_str(&j->out, "* STATUS ");
-	imap_append_astring(&j->out, str_from_cstr(j->name));
-	buf_append_str(&j->out, " (");
-	if (j->items & ST_MESSAGES) {
-		buf_printf(&j->out, "%sMESSAGES %zu", sp, c.exists);
-		sp = " ";
-	}
-	if (j->items & ST_RECENT) {
-		buf_printf(&j->out, "%sRECENT %zu", sp, c.recent);
-		sp = " ";
-	}
-	if (j->items & ST_UIDNEXT) {
-		buf_printf(&j->out, "%sUIDNEXT %u", sp, mb->hdr.next_uid);
-		sp = " ";
-	}
-	if (j->items & ST_UIDVALIDITY) {
-		buf_printf(&j->out, "%sUIDVALIDITY %u", sp, mb->hdr.uidvalidity);
-		sp = " ";
-	}
-	if (j->items & ST_UNSEEN)
-		buf_printf(&j->out, "%sUNSEEN %zu", sp, c.unseen);
-	buf_append_str(&j->out, ")\r\n");
+	imap_status_append(&j->out, mb, j->name, j->items);
 	imap_job_tagged(j, "OK", "Status completed.");
 	mailbox_free(&mb);
 }
 
-static int imap_status_items(const struct imap_arg *list, unsigned *items)
+int imap_status_items(const struct imap_arg *list, unsigned *items)
 {
 	static const struct { const char *name; unsigned bit; } names[] = {
 		{ "MESSAGES", ST_MESSAGES }, { "RECENT", ST_RECENT }, { "UIDNEXT", ST_UIDNEXT },
-		{ "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN },
+		{ "UIDVALIDITY", ST_UIDVALIDITY }, { "UNSEEN", ST_UNSEEN }, { "SIZE", ST_SIZE },
+		{ "DELETED", ST_DELETED }, { "HIGHESTMODSEQ", ST_HIGHESTMODSEQ },
 	};
 	*items = 0;
 	if (list->type != IMAP_ARG_LIST || list->members == 0)
@@ -645,6 +670,8 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *args, size_t
 		imap_bad(s, "Syntax: STATUS mailbox (item ...)");
 		return;
 	}
+	if (items & ST_HIGHESTMODSEQ)
+		imap_cs_enable(s);      /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	struct imap_job *j = imap_job_new(s, imap_status_work);
 	j->items = items;
 	if ((j->name = imap_mbox_arg(s, a[0])) == NULL) {
@@ -675,6 +702,11 @@ static void imap_select_work(struct imap_job *j)
 	struct mailbox *mb = imap_open_folder(j, ro ? 0 : MAILBOX_MOVE_NEW);
 	if (mb == NULL)
 		return;
+	struct modseq *ms = NULL;       /* NULL: [NOMODSEQ] (RFC 7162 3.1.2.2) */
+	if (modseq_sync(mb, &ms) < 0) {
+		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", mb->root, strerror(errno));
+		ms = NULL;
+	}
 	struct imap_keywords kw;
 	if (imap_keywords_read(mb->root, &kw) < 0)
 		memset(&kw, 0, sizeof(kw));
@@ -696,6 +728,7 @@ static void imap_select_work(struct imap_job *j)
 		buf_printf(&j->out, "* OK [UNSEEN %zu] First unseen.\r\n", c.first_unseen);
 	buf_printf(&j->out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", mb->hdr.uidvalidity);
 	buf_printf(&j->out, "* OK [UIDNEXT %u] Predicted next UID\r\n", mb->hdr.next_uid);
+	imap_cs_select_reply(&j->out, mb, ms, j->cs, &kw);
 	imap_job_tagged(j, "OK", "[%s] %s completed.", ro ? "READ-ONLY" : "READ-WRITE",
 			ro ? "Examine" : "Select");
 	j->sel = xcalloc(1, sizeof(*j->sel));
@@ -704,22 +737,33 @@ static void imap_select_work(struct imap_job *j)
 	j->sel->readonly = ro;
 	j->sel->kw = kw;
 	j->sel->cache = imap_cache_open(mb);
+	imap_cs_snapshot(j->sel, ms);
+	modseq_free(&ms);
 }
 
 static void imap_select_cmd(struct imap_session *s, const struct imap_arg *args, size_t nargs,
 			    bool readonly)
 {
-	const struct imap_arg *a[2];
-	if (imap_args_top(args, nargs, a, 2) != 1) {
-		imap_bad(s, "Syntax: %s mailbox", readonly ? "EXAMINE" : "SELECT");
+	const struct imap_arg *a[3];
+	struct imap_cs_select *cs = NULL;
+	size_t top = imap_args_top(args, nargs, a, 3);
+	if (top < 1 || top > 2 || (top == 2 && a[1]->type != IMAP_ARG_LIST)) {
+		imap_bad(s, "Syntax: %s mailbox [(parameters)]", readonly ? "EXAMINE" : "SELECT");
 		return;
 	}
+	/* RFC 7162 3.1.8, 3.2.5: (CONDSTORE), (QRESYNC (...)) */
+	if (top == 2 && imap_cs_select_parse(s, a[1], &cs) < 0)
+		return;
 	/* RFC 3501 6.3.1: the selected mailbox is closed first (without
-	 * expunging); a failed SELECT leaves none selected. */
+	 * expunging); a failed SELECT leaves none selected. RFC 7162
+	 * 3.2.11: CLOSED ends the responses about it. */
+	if (s->sel != NULL)
+		imap_reply(s, "* OK [CLOSED] Previous mailbox closed.");
 	imap_selected_free(&s->sel);
 	s->state = IMAP_AUTH;
 	struct imap_job *j = imap_job_new(s, imap_select_work);
 	j->flag = readonly;
+	j->cs = cs;
 	if ((j->name = imap_mbox_arg(s, a[0])) == NULL) {
 		imap_job_free(j);
 		return;
@@ -762,8 +806,11 @@ static void imap_close_work(struct imap_job *j)
 		if (info != NULL && strchr(info + 3, 'T') != NULL)
 			uids[n++] = mb->msgs[i].uid;
 	}
+	uint64_t before;
 	if (n > 0 && mailbox_expunge(mb, uids, n) > 0)
 		log_warn(NULL, "event=expunge_failed folder=\"%s\"", mb->root);
+	else        /* RFC 7162 3.2: CLOSE's expunges get a modseq too */
+		imap_cs_expunged(mb->root, mb->hdr.uidvalidity, uids, n, &before);
 	free(uids);
 	imap_selected_free(&j->sel);
 	imap_job_tagged(j, "OK", "Close completed.");

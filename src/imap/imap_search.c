@@ -1,4 +1,6 @@
-/* imap_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4).
+/* imap_search.c - SEARCH and UID SEARCH (RFC 3501 6.4.4), with ESEARCH's
+ * RETURN (MIN MAX ALL COUNT) (RFC 4731), SEARCHRES's SAVE and "$" (RFC
+ * 5182) and CONDSTORE's MODSEQ key (RFC 7162 3.1.5).
  *
  * The keys are parsed on the loop into a tree; the messages are matched on
  * the I/O pool, reading a file only when a key needs its header or body.
@@ -7,7 +9,10 @@
  * the internal date (the file's mtime, UTC), SENT* the Date header in its
  * own zone; both come from the folder cache when it has the message, so
  * date searches open no file. CHARSET may be
- * US-ASCII or UTF-8 (else NO [BADCHARSET]). */
+ * US-ASCII or UTF-8 (else NO [BADCHARSET]). MODSEQ compares the session's
+ * snapshot, as FETCH MODSEQ reports it. SAVE keeps the UIDs found (only
+ * the MIN/MAX ones when those are all that is asked, 5182 2.4) for "$"
+ * in later commands; a SAVE that fails leaves "$" empty (2.1). */
 #include "imap_int.h"
 #include "core/arena.h"
 #include "core/conn.h"
@@ -16,6 +21,7 @@
 #include "core/util.h"
 #include "mime/mime.h"
 #include "store/mailbox.h"
+#include "store/modseq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +37,13 @@
 enum imap_skey_type {
 	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_NOFLAG, SK_RECENT, SK_NEW, SK_OLD,
 	SK_NEVER, SK_HEADER, SK_BODY, SK_TEXT, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE,
-	SK_SENTON, SK_SENTSINCE, SK_LARGER, SK_SMALLER, SK_UID, SK_SEQ,
+	SK_SENTON, SK_SENTSINCE, SK_LARGER, SK_SMALLER, SK_UID, SK_SEQ, SK_MODSEQ,
+};
+
+/* RETURN options (RFC 4731 3.1, RFC 5182 2.1) */
+enum imap_search_ret {
+	IMAP_RET_MIN = 1 << 0, IMAP_RET_MAX = 1 << 1, IMAP_RET_ALL = 1 << 2,
+	IMAP_RET_COUNT = 1 << 3, IMAP_RET_SAVE = 1 << 4,
 };
 
 struct imap_skey {
@@ -49,6 +61,7 @@ struct imap_search_msg {
 	uint32_t uid;
 	char *base, *file;
 	uint64_t vsize;
+	uint64_t modseq;        /* the snapshot's (0: NOMODSEQ) */
 	bool recent;
 };
 
@@ -70,6 +83,15 @@ struct imap_search_job {
 	struct imap_sort_msg *hits;
 	size_t nhits;
 	struct imap_cache_fill fill;
+	/* SEARCH: the matches (numbers as answered, UIDs, modseqs) */
+	uint32_t *num, *uids;
+	uint64_t *mods;
+	size_t nmatch;
+	uint64_t maxmod;        /* of every match (SORT's (MODSEQ n)) */
+	bool modseq_key;        /* the answer says MODSEQ (RFC 7162 3.1.5) */
+	unsigned ret;           /* RETURN options; 0: a plain SEARCH */
+	uint32_t *saved;        /* SAVE: the UIDs for "$" */
+	size_t nsaved;
 };
 
 /* What one message offers, loaded when a key asks. */
@@ -164,18 +186,24 @@ static const struct {
 	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
 };
 
-/* kw: the selected folder's keywords (KEYWORD keys become letters) */
+/* What parsing the keys needs of the session and tells it. */
+struct imap_spctx {
+	const struct imap_keywords *kw;         /* KEYWORD keys become letters */
+	const struct imap_selected *sel;        /* "$": its saved UIDs (RFC 5182) */
+	bool modseq;                            /* a MODSEQ key was used (RFC 7162) */
+};
+
 static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, size_t *used,
-					 unsigned depth, const struct imap_keywords *kw);
+					 unsigned depth, struct imap_spctx *pc);
 
 /* Keys until n: the AND of them. */
 static struct imap_skey *imap_search_keys(const struct imap_arg *a, size_t n, unsigned depth,
-					  const struct imap_keywords *kw)
+					  struct imap_spctx *pc)
 {
 	struct imap_skey *and = imap_skey_new(SK_AND);
 	for (size_t i = 0; i < n;) {
 		size_t used = 0;
-		struct imap_skey *k = imap_search_key(&a[i], n - i, &used, depth + 1, kw);
+		struct imap_skey *k = imap_search_key(&a[i], n - i, &used, depth + 1, pc);
 		if (k == NULL) {
 			imap_skey_free(and);
 			return NULL;
@@ -245,14 +273,14 @@ static struct imap_skey *imap_search_table_key(const struct imap_arg *a, size_t 
 /* KEYWORD / UNKEYWORD: the letter from the selected folder's
  * dovecot-keywords; an unknown keyword is on no message. */
 static struct imap_skey *imap_search_keyword_key(const struct imap_arg *a, size_t n, size_t *used,
-						 const struct imap_keywords *kw)
+						 struct imap_spctx *pc)
 {
 	bool un = str_case_eq(a[0].s, "UNKEYWORD");
 	char buf[IMAP_KEYWORD_LEN_MAX + 1];
 	if (n < 2 || a[1].type != IMAP_ARG_ATOM || !imap_keyword_valid(a[1].s))
 		return NULL;
 	snprintf(buf, sizeof(buf), "%.*s", STR_FMT(a[1].s));
-	char l = imap_keywords_find(kw, buf);
+	char l = imap_keywords_find(pc->kw, buf);
 	struct imap_skey *key = imap_skey_new(l ? (un ? SK_NOFLAG : SK_FLAG) : (un ? SK_ALL : SK_NEVER));
 	key->letter = l;
 	*used = 2;
@@ -296,16 +324,53 @@ static struct imap_skey *imap_search_set_key(struct str set, enum imap_skey_type
 	return key;
 }
 
+/* RFC 5182 2.1: "$" (alone, or after UID) is the saved result, UIDs. */
+static bool imap_search_is_saved(const struct imap_arg *a)
+{
+	return a->type == IMAP_ARG_ATOM && a->s.len == 1 && a->s.p[0] == '$';
+}
+
+static struct imap_skey *imap_search_saved_key(struct imap_spctx *pc, size_t *used, size_t n_used)
+{
+	struct imap_skey *key = imap_skey_new(SK_UID);
+	imap_seqset_of(pc->sel->saved, pc->sel->nsaved, &key->set);
+	*used = n_used;
+	return key;
+}
+
+/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer;
+ * a message's modseq covers all its flags, so the entry only parses. */
+static struct imap_skey *imap_search_modseq_key(const struct imap_arg *a, size_t n, size_t *used,
+						struct imap_spctx *pc)
+{
+	size_t i = 1;
+	uint64_t v;
+	if (n > 3 && (a[1].type == IMAP_ARG_QUOTED || a[1].type == IMAP_ARG_LITERAL)) {
+		if (a[2].type != IMAP_ARG_ATOM || !(str_case_eq(a[2].s, "priv") ||
+		    str_case_eq(a[2].s, "shared") || str_case_eq(a[2].s, "all")))
+			return NULL;
+		i = 3;
+	}
+	if (i >= n || a[i].type != IMAP_ARG_ATOM ||
+	    util_parse_uint(a[i].s.p, a[i].s.len, MODSEQ_VALUE_MAX, &v) < 0)
+		return NULL;
+	struct imap_skey *key = imap_skey_new(SK_MODSEQ);
+	key->num = v;
+	pc->modseq = true;
+	*used = i + 1;
+	return key;
+}
+
 /* NOT key / OR key1 key2 */
 static struct imap_skey *imap_search_bool_key(const struct imap_arg *a, size_t n, size_t *used,
-					      unsigned depth, const struct imap_keywords *kw)
+					      unsigned depth, struct imap_spctx *pc)
 {
 	bool or = str_case_eq(a[0].s, "OR");
 	struct imap_skey *key = imap_skey_new(or ? SK_OR : SK_NOT);
 	size_t pos = 1;
 	for (int i = 0; i < (or ? 2 : 1); i++) {
 		size_t u = 0;
-		struct imap_skey *kid = pos < n ? imap_search_key(&a[pos], n - pos, &u, depth + 1, kw) :
+		struct imap_skey *kid = pos < n ? imap_search_key(&a[pos], n - pos, &u, depth + 1, pc) :
 					 NULL;
 		if (kid == NULL) {
 			imap_skey_free(key);
@@ -319,7 +384,7 @@ static struct imap_skey *imap_search_bool_key(const struct imap_arg *a, size_t n
 }
 
 static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, size_t *used,
-					   unsigned depth, const struct imap_keywords *kw)
+					   unsigned depth, struct imap_spctx *pc)
 {
 	struct str name = a[0].s;
 	bool found;
@@ -327,30 +392,36 @@ static struct imap_skey *imap_search_named(const struct imap_arg *a, size_t n, s
 	if (found)
 		return key;
 	if (str_case_eq(name, "KEYWORD") || str_case_eq(name, "UNKEYWORD"))
-		return imap_search_keyword_key(a, n, used, kw);
+		return imap_search_keyword_key(a, n, used, pc);
 	if (str_case_eq(name, "HEADER"))
 		return imap_search_header_key(a, n, used);
 	if (str_case_eq(name, "LARGER") || str_case_eq(name, "SMALLER"))
 		return imap_search_size_key(a, n, used);
+	if (str_case_eq(name, "UID") && n >= 2 && imap_search_is_saved(&a[1]))
+		return imap_search_saved_key(pc, used, 2);
 	if (str_case_eq(name, "UID"))
 		return n < 2 || a[1].type != IMAP_ARG_ATOM ? NULL : imap_search_set_key(a[1].s, SK_UID, used, 2);
+	if (imap_search_is_saved(&a[0]))
+		return imap_search_saved_key(pc, used, 1);
+	if (str_case_eq(name, "MODSEQ"))
+		return imap_search_modseq_key(a, n, used, pc);
 	if (str_case_eq(name, "NOT") || str_case_eq(name, "OR"))
-		return imap_search_bool_key(a, n, used, depth, kw);
+		return imap_search_bool_key(a, n, used, depth, pc);
 	return imap_search_set_key(name, SK_SEQ, used, 1);
 }
 
 static struct imap_skey *imap_search_key(const struct imap_arg *a, size_t n, size_t *used,
-					 unsigned depth, const struct imap_keywords *kw)
+					 unsigned depth, struct imap_spctx *pc)
 {
 	if (depth > IMAP_SEARCH_DEPTH || n == 0)
 		return NULL;
 	if (a[0].type == IMAP_ARG_LIST) {
 		*used = a[0].span;
-		return a[0].members ? imap_search_keys(&a[1], a[0].span - 1, depth, kw) : NULL;
+		return a[0].members ? imap_search_keys(&a[1], a[0].span - 1, depth, pc) : NULL;
 	}
 	if (a[0].type != IMAP_ARG_ATOM)
 		return NULL;
-	return imap_search_named(a, n, used, depth, kw);
+	return imap_search_named(a, n, used, depth, pc);
 }
 
 /* --- matching (pool thread) --- */
@@ -484,6 +555,8 @@ static bool imap_search_match(struct imap_search_ctx *c, const struct imap_skey 
 		return imap_seqset_contains(&k->set, m->uid, c->j->max_uid);
 	case SK_SEQ:
 		return imap_seqset_contains(&k->set, (uint32_t)(m->index + 1), c->j->count);
+	case SK_MODSEQ:
+		return m->modseq >= k->num;
 	}
 	return false;
 }
@@ -519,29 +592,122 @@ static void imap_search_hit(struct imap_search_ctx *c)
 	j->nhits++;
 }
 
+/* RFC 5182 2.4: with MIN and/or MAX but neither ALL nor COUNT, SAVE
+ * keeps just those messages; otherwise every match. */
+static bool imap_search_minmax_only(unsigned ret)
+{
+	return (ret & (IMAP_RET_MIN | IMAP_RET_MAX)) && !(ret & (IMAP_RET_ALL | IMAP_RET_COUNT));
+}
+
+static void imap_search_save(struct imap_search_job *j)
+{
+	size_t n = j->nmatch;
+	j->saved = xcalloc(n + 1, sizeof(*j->saved));
+	if (!imap_search_minmax_only(j->ret)) {
+		memcpy(j->saved, j->uids, n * sizeof(*j->uids));
+		j->nsaved = n;
+	} else if (n > 0) {
+		if (j->ret & IMAP_RET_MIN)
+			j->saved[j->nsaved++] = j->uids[0];
+		if ((j->ret & IMAP_RET_MAX) && (j->nsaved == 0 || j->uids[n - 1] != j->saved[0]))
+			j->saved[j->nsaved++] = j->uids[n - 1];
+	}
+}
+
+/* RFC 7162 3.1.5 with RFC 4731: the highest modseq of what is returned,
+ * the MIN/MAX messages alone when those are all. */
+static uint64_t imap_search_ret_modseq(const struct imap_search_job *j)
+{
+	size_t n = j->nmatch;
+	uint64_t m = 0;
+	if (!imap_search_minmax_only(j->ret))
+		return j->maxmod;
+	if (j->ret & IMAP_RET_MIN)
+		m = j->mods[0];
+	if ((j->ret & IMAP_RET_MAX) && j->mods[n - 1] > m)
+		m = j->mods[n - 1];
+	return m;
+}
+
+/* RFC 4731 3.1: * ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]; no
+ * MIN/MAX/ALL without matches; nothing for SAVE alone (RFC 5182 2.1). */
+static void imap_esearch_answer(struct imap_search_job *j)
+{
+	size_t n = j->nmatch;
+	if (j->ret & IMAP_RET_SAVE)
+		imap_search_save(j);
+	if (j->ret == IMAP_RET_SAVE)
+		return;
+	buf_printf(&j->out, "* ESEARCH (TAG \"%s\")%s", j->tag, j->uid_cmd ? " UID" : "");
+	if (n > 0 && (j->ret & IMAP_RET_MIN))
+		buf_printf(&j->out, " MIN %u", j->num[0]);
+	if (n > 0 && (j->ret & IMAP_RET_MAX))
+		buf_printf(&j->out, " MAX %u", j->num[n - 1]);
+	if (n > 0 && (j->ret & IMAP_RET_ALL)) {
+		buf_append_str(&j->out, " ALL ");
+		imap_set_append(&j->out, j->num, n);
+	}
+	if (j->ret & IMAP_RET_COUNT)
+		buf_printf(&j->out, " COUNT %zu", n);
+	if (n > 0 && j->modseq_key)
+		buf_printf(&j->out, " MODSEQ %llu", (unsigned long long)imap_search_ret_modseq(j));
+	buf_append_str(&j->out, "\r\n");
+}
+
 static void imap_search_answer(struct imap_search_job *j)
 {
 	static const char *const names[] = { "Search", "Sort", "Thread", "Thread" };
-	if (j->mode == IMAP_SORT) {
+	if (j->mode == IMAP_SEARCH && j->ret) {
+		imap_esearch_answer(j);
+	} else if (j->mode == IMAP_SEARCH) {
+		buf_append_str(&j->out, "* SEARCH");
+		for (size_t i = 0; i < j->nmatch; i++)
+			buf_printf(&j->out, " %u", j->num[i]);
+	} else if (j->mode == IMAP_SORT) {
 		imap_sort_run(j->hits, j->nhits, j->sort, j->nsort);
 		buf_append_str(&j->out, "* SORT");
 		for (size_t i = 0; i < j->nhits; i++)
 			buf_printf(&j->out, " %u", j->uid_cmd ? j->hits[i].uid : j->hits[i].seq);
-	} else if (j->mode != IMAP_SEARCH) {
+	} else {
 		buf_append_str(&j->out, "* THREAD ");
 		imap_thread_run(j->hits, j->nhits, j->mode == IMAP_THREAD_REFS, j->uid_cmd, &j->out);
 	}
-	buf_printf(&j->out, "\r\n%s OK %s%s completed.\r\n", j->tag, j->uid_cmd ? "UID " : "",
+	/* RFC 7162 3.1.5: "(MODSEQ n)" after the numbers of SEARCH and SORT */
+	bool found = j->mode == IMAP_SORT ? j->nhits > 0 : j->nmatch > 0;
+	if (!j->ret && j->modseq_key && found && j->mode != IMAP_THREAD_REFS &&
+	    j->mode != IMAP_THREAD_SUBJ)
+		buf_printf(&j->out, " (MODSEQ %llu)", (unsigned long long)j->maxmod);
+	if (!(j->mode == IMAP_SEARCH && j->ret))
+		buf_append_str(&j->out, "\r\n");
+	buf_printf(&j->out, "%s OK %s%s completed.\r\n", j->tag, j->uid_cmd ? "UID " : "",
 		   names[j->mode]);
+}
+
+/* A match: SEARCH keeps its number, UID and modseq. */
+static void imap_search_matched(struct imap_search_job *j, struct imap_search_ctx *c)
+{
+	const struct imap_search_msg *m = c->m;
+	if (m->modseq > j->maxmod)
+		j->maxmod = m->modseq;
+	if (j->mode != IMAP_SEARCH) {
+		imap_search_hit(c);
+		return;
+	}
+	j->num[j->nmatch] = j->uid_cmd ? m->uid : (uint32_t)(m->index + 1);
+	j->uids[j->nmatch] = m->uid;
+	j->mods[j->nmatch++] = m->modseq;
 }
 
 static void imap_search_work(void *arg)
 {
 	struct imap_search_job *j = arg;
-	if (j->mode == IMAP_SEARCH)
-		buf_append_str(&j->out, "* SEARCH");
-	else
+	if (j->mode == IMAP_SEARCH) {
+		j->num = xcalloc(j->n + 1, sizeof(*j->num));
+		j->uids = xcalloc(j->n + 1, sizeof(*j->uids));
+		j->mods = xcalloc(j->n + 1, sizeof(*j->mods));
+	} else {
 		j->hits = xcalloc(j->n + 1, sizeof(*j->hits));
+	}
 	if (j->cache != NULL)
 		mcache_refresh(j->cache);
 	struct imap_search_ctx c = { .j = j };
@@ -549,12 +715,8 @@ static void imap_search_work(void *arg)
 		c.m = &j->msgs[i];
 		c.loaded = c.statted = c.texted = false;
 		c.cached = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
-		if (imap_search_match(&c, j->key)) {
-			if (j->mode == IMAP_SEARCH)
-				buf_printf(&j->out, " %u", j->uid_cmd ? j->msgs[i].uid : (uint32_t)(j->msgs[i].index + 1));
-			else
-				imap_search_hit(&c);
-		}
+		if (imap_search_match(&c, j->key))
+			imap_search_matched(j, &c);
 		buf_clear(&c.data);
 		buf_clear(&c.fhdr);
 		buf_clear(&c.fbody);
@@ -584,6 +746,10 @@ static void imap_search_job_free(struct imap_search_job *j)
 		free(j->hits[i].blob);
 	free(j->hits);
 	imap_cache_fill_free(&j->fill);
+	free(j->num);
+	free(j->uids);
+	free(j->mods);
+	free(j->saved);
 	free(j);
 }
 
@@ -597,6 +763,12 @@ static void imap_search_done(void *arg)
 			s->sel->cache = j->cache;       /* back to the session */
 			j->cache = NULL;
 		}
+		if (s->sel != NULL && (j->ret & IMAP_RET_SAVE)) {
+			free(s->sel->saved);    /* RFC 5182 2.1: "$" from now on */
+			s->sel->saved = j->saved;
+			s->sel->nsaved = j->nsaved;
+			j->saved = NULL;
+		}
 		conn_write(c, buf_ptr(&j->out), j->out.len);
 		imap_resume(s);
 	}
@@ -604,9 +776,9 @@ static void imap_search_done(void *arg)
 }
 
 /* [CHARSET x] (required for SORT/THREAD, RFC 5256) then the keys; NULL
- * after answering. */
+ * after answering. *modseq_r: a MODSEQ key is among them. */
 static struct imap_skey *imap_search_parse(struct imap_session *s, const struct imap_arg *args,
-					   size_t nargs, bool need_charset)
+					   size_t nargs, bool need_charset, bool *modseq_r)
 {
 	bool has = nargs >= 2 && args[0].type == IMAP_ARG_ATOM && str_case_eq(args[0].s, "CHARSET");
 	if (need_charset || has) {
@@ -623,9 +795,20 @@ static struct imap_skey *imap_search_parse(struct imap_session *s, const struct 
 		args += need_charset ? 1 : 2;
 		nargs -= need_charset ? 1 : 2;
 	}
-	struct imap_skey *key = nargs ? imap_search_keys(args, nargs, 0, &s->sel->kw) : NULL;
-	if (key == NULL)
+	struct imap_spctx pc = { .kw = &s->sel->kw, .sel = s->sel };
+	struct imap_skey *key = nargs ? imap_search_keys(args, nargs, 0, &pc) : NULL;
+	if (key == NULL) {
 		imap_bad(s, "Invalid search keys.");
+		return NULL;
+	}
+	if (pc.modseq && s->sel->modseq == NULL) {
+		imap_skey_free(key);
+		imap_bad(s, "[NOMODSEQ] No modification sequences here (RFC 7162 3.1.2.2).");
+		return NULL;
+	}
+	*modseq_r = pc.modseq;
+	if (pc.modseq)
+		imap_cs_enable(s);      /* RFC 7162 3.1: a CONDSTORE-enabling command */
 	return key;
 }
 
@@ -644,19 +827,67 @@ static void imap_search_submit(struct imap_session *s, struct imap_search_job *j
 	for (size_t i = 0; i < mb->count; i++)
 		j->msgs[i] = (struct imap_search_msg){ .index = i, .uid = mb->msgs[i].uid,
 			.base = xstrdup(mb->msgs[i].base), .file = xstrdup(mb->msgs[i].file),
-			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent };
+			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent,
+			.modseq = s->sel->modseq ? s->sel->modseq[i] : 0 };
 	conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_search_work, imap_search_done, j);
 }
 
+/* RFC 4731 3.1: "RETURN (MIN MAX ALL COUNT SAVE)"; "()" is ALL. 0 or -1. */
+static int imap_search_return(const struct imap_arg *list, unsigned *ret)
+{
+	static const struct { const char *name; unsigned bit; } opts[] = {
+		{ "MIN", IMAP_RET_MIN }, { "MAX", IMAP_RET_MAX }, { "ALL", IMAP_RET_ALL },
+		{ "COUNT", IMAP_RET_COUNT }, { "SAVE", IMAP_RET_SAVE },
+	};
+	*ret = 0;
+	if (list->type != IMAP_ARG_LIST || list->span != list->members + 1)
+		return -1;
+	for (size_t m = 1; m <= list->members; m++) {
+		size_t k = 0;
+		while (k < ARRAY_SIZE(opts) && (list[m].type != IMAP_ARG_ATOM ||
+						!str_case_eq(list[m].s, opts[k].name)))
+			k++;
+		if (k == ARRAY_SIZE(opts))
+			return -1;
+		*ret |= opts[k].bit;
+	}
+	if (*ret == 0)
+		*ret = IMAP_RET_ALL;
+	return 0;
+}
+
+/* RFC 5182 2.1: a SEARCH with SAVE that fails leaves "$" empty. */
+static void imap_search_unsave(struct imap_session *s)
+{
+	free(s->sel->saved);
+	s->sel->saved = NULL;
+	s->sel->nsaved = 0;
+}
+
 void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t nargs, bool uid)
 {
-	struct imap_skey *key = imap_search_parse(s, args, nargs, false);
-	if (key == NULL)
+	unsigned ret = 0;
+	bool modseq;
+	if (nargs >= 2 && args[0].type == IMAP_ARG_ATOM && str_case_eq(args[0].s, "RETURN")) {
+		if (imap_search_return(&args[1], &ret) < 0) {
+			imap_bad(s, "Syntax: SEARCH [RETURN (MIN MAX ALL COUNT SAVE)] keys");
+			return;
+		}
+		nargs -= 1 + args[1].span;
+		args += 1 + args[1].span;
+	}
+	struct imap_skey *key = imap_search_parse(s, args, nargs, false, &modseq);
+	if (key == NULL) {
+		if (ret & IMAP_RET_SAVE)
+			imap_search_unsave(s);
 		return;
+	}
 	struct imap_search_job *j = xcalloc(1, sizeof(*j));
 	j->uid_cmd = uid;
 	j->key = key;
+	j->ret = ret;
+	j->modseq_key = modseq;
 	imap_search_submit(s, j);
 }
 
@@ -669,12 +900,15 @@ void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size
 		imap_bad(s, "Syntax: SORT (criteria) charset search-keys");
 		return;
 	}
-	struct imap_skey *key = imap_search_parse(s, args + args[0].span, nargs - args[0].span, true);
+	bool modseq;
+	struct imap_skey *key = imap_search_parse(s, args + args[0].span, nargs - args[0].span, true,
+						  &modseq);
 	if (key == NULL)
 		return;
 	struct imap_search_job *j = xcalloc(1, sizeof(*j));
 	j->uid_cmd = uid;
 	j->key = key;
+	j->modseq_key = modseq;
 	j->mode = IMAP_SORT;
 	memcpy(j->sort, keys, nkeys * sizeof(*keys));
 	j->nsort = nkeys;
@@ -689,7 +923,8 @@ void imap_thread_cmd_run(struct imap_session *s, const struct imap_arg *args, si
 		imap_bad(s, "Syntax: THREAD REFERENCES|ORDEREDSUBJECT charset search-keys");
 		return;
 	}
-	struct imap_skey *key = imap_search_parse(s, args + 1, nargs - 1, true);
+	bool modseq;
+	struct imap_skey *key = imap_search_parse(s, args + 1, nargs - 1, true, &modseq);
 	if (key == NULL)
 		return;
 	struct imap_search_job *j = xcalloc(1, sizeof(*j));

@@ -103,6 +103,9 @@ void imap_capabilities(const struct imap_session *s, struct buf *b)
 	buf_append_str(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
 		       "SPECIAL-USE UIDPLUS MOVE IDLE MULTIAPPEND");
 	buf_append_str(b, " SORT SORT=DISPLAY THREAD=REFERENCES THREAD=ORDEREDSUBJECT");
+	buf_append_str(b, " CONDSTORE QRESYNC ESEARCH SEARCHRES");
+	buf_append_str(b, " LIST-EXTENDED LIST-STATUS CREATE-SPECIAL-USE STATUS=SIZE QUOTA"
+		       " QUOTA=RES-STORAGE");
 	if (s->state != IMAP_NOTAUTH && !conn_compressed(s->conn))
 		buf_append_str(b, " COMPRESS=DEFLATE");
 	if (s->state != IMAP_NOTAUTH)
@@ -232,20 +235,26 @@ static void imap_cmd_id(struct imap_session *s, const struct imap_arg *args, siz
 	imap_tagged(s, "OK", "ID completed.");
 }
 
-/* RFC 5161 3.1: names the client wants; none of ours is enableable yet
- * (CONDSTORE, UTF8=ACCEPT, IMAP4rev2 would be), so the list is empty. */
+/* RFC 5161 3.1: names the client wants; ENABLED lists those we have:
+ * CONDSTORE, and QRESYNC, which enables CONDSTORE too (RFC 7162 3.2.3). */
 static void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
+	bool condstore = false, qresync = false;
 	if (nargs == 0) {
 		imap_bad(s, "Syntax: ENABLE capability ...");
 		return;
 	}
-	for (size_t i = 0; i < nargs; i += args[i].span)
+	for (size_t i = 0; i < nargs; i += args[i].span) {
 		if (args[i].type != IMAP_ARG_ATOM) {
 			imap_bad(s, "Syntax: ENABLE capability ...");
 			return;
 		}
-	imap_reply(s, "* ENABLED");
+		condstore |= str_case_eq(args[i].s, "CONDSTORE");
+		qresync |= str_case_eq(args[i].s, "QRESYNC");
+	}
+	s->condstore |= condstore || qresync;
+	s->qresync |= qresync;
+	imap_reply(s, "* ENABLED%s%s", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
 	imap_tagged(s, "OK", "Enabled.");
 }
 
@@ -295,6 +304,9 @@ static const struct imap_command imap_commands[] = {
 	{ "SORT", imap_cmd_sort, IMAP_SELECTED },
 	{ "THREAD", imap_cmd_thread, IMAP_SELECTED },
 	{ "IDLE", imap_cmd_idle, IMAP_LOGGED_IN },
+	{ "GETQUOTA", imap_cmd_getquota, IMAP_LOGGED_IN },
+	{ "GETQUOTAROOT", imap_cmd_getquotaroot, IMAP_LOGGED_IN },
+	{ "SETQUOTA", imap_cmd_setquota, IMAP_LOGGED_IN },
 	{ "UID", imap_cmd_uid, IMAP_SELECTED },
 };
 

@@ -5,11 +5,16 @@
  *
  * A sync job on the I/O pool re-reads the folder (new messages get UIDs;
  * in a read-write session new/ moves to cur/ and those are \Recent here)
- * and compares it with the snapshot by UID. It answers, in this order:
- * "* n EXPUNGE" for vanished messages, highest first so each number is
- * right when sent (RFC 3501 7.4.1); "* n FETCH (FLAGS ...)" for changed
- * flags; "* n EXISTS" / "* n RECENT" when messages arrived. Only commands
- * that allow EXPUNGE responses sync (not FETCH, STORE, SEARCH).
+ * and compares it with the snapshot by UID; the folder's modseq file is
+ * brought up to date on the way (modseq_sync: changes made by anyone get
+ * their modseqs there). It answers, in this order: "* n EXPUNGE" for
+ * vanished messages, highest first so each number is right when sent (RFC
+ * 3501 7.4.1), or one "* VANISHED uids" after ENABLE QRESYNC (RFC 7162
+ * 3.2.10); "* n FETCH (FLAGS ...)" for changed flags, with UID after
+ * ENABLE QRESYNC and MODSEQ with CONDSTORE (3.1, 3.2.4: also a message
+ * whose flags changed and changed back); "* n EXISTS" / "* n RECENT" when
+ * messages arrived. Only commands that allow EXPUNGE responses sync (not
+ * FETCH, STORE, SEARCH).
  *
  * IDLE watches the folder's new/ and cur/ with inotify (one inotify
  * instance per worker process, shared by all sessions: imap_notify.c) and
@@ -22,7 +27,9 @@
 #include "core/pool.h"
 #include "core/util.h"
 #include "store/mailbox.h"
+#include "store/modseq.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +47,9 @@ struct imap_sync_job {
 	struct mailbox *fresh;
 	struct imap_keywords kw;        /* re-read with the folder */
 	struct buf out;
+	bool condstore, qresync;        /* the session's (RFC 7162) */
+	uint64_t *modseq;               /* of fresh's messages; NULL: none */
+	uint64_t highest;
 };
 
 static const char *imap_sync_info(const struct mailbox_msg *m)
@@ -48,41 +58,85 @@ static const char *imap_sync_info(const struct mailbox_msg *m)
 	return info ? info + 3 : "";
 }
 
-/* Compares old and fresh (both in UID order); writes the responses and
- * carries \Recent over. */
-static void imap_sync_diff(struct buf *out, struct mailbox *old, struct mailbox *fresh,
-			   const struct imap_keywords *kw)
+/* Vanished messages: old UIDs missing from fresh (both in UID order). */
+static void imap_sync_expunged(struct imap_sync_job *j, const struct mailbox *old,
+			       const struct mailbox *fresh)
 {
-	size_t k = 0;
-	/* vanished: highest first, old sequence numbers */
-	for (size_t i = old->count; i-- > 0;) {
-		bool found = false;
-		for (size_t f = 0; f < fresh->count && !found; f++)
-			found = fresh->msgs[f].uid == old->msgs[i].uid;
-		if (!found)
-			buf_printf(out, "* %zu EXPUNGE\r\n", i + 1);
+	size_t *idx = xcalloc(old->count + 1, sizeof(*idx)), n = 0;
+	uint32_t *uids = xcalloc(old->count + 1, sizeof(*uids));
+	for (size_t i = 0, f = 0; i < old->count; i++) {
+		while (f < fresh->count && fresh->msgs[f].uid < old->msgs[i].uid)
+			f++;
+		if (f == fresh->count || fresh->msgs[f].uid != old->msgs[i].uid) {
+			idx[n] = i;
+			uids[n++] = old->msgs[i].uid;
+		}
 	}
-	size_t kept = 0;
+	imap_expunged_reply(&j->out, j->qresync, idx, uids, n);
+	free(idx);
+	free(uids);
+}
+
+/* One unsolicited FETCH: UID with QRESYNC, MODSEQ with CONDSTORE. */
+static void imap_sync_fetch(struct imap_sync_job *j, size_t f)
+{
+	const struct mailbox_msg *m = &j->fresh->msgs[f];
+	buf_printf(&j->out, "* %zu FETCH (", f + 1);
+	if (j->qresync)
+		buf_printf(&j->out, "UID %u ", m->uid);
+	imap_flags_append(&j->out, m->file, m->recent, &j->kw);
+	if (j->condstore && j->modseq != NULL)
+		buf_printf(&j->out, " MODSEQ (%llu)", (unsigned long long)j->modseq[f]);
+	buf_append_str(&j->out, ")\r\n");
+}
+
+/* Compares the snapshot with fresh (both in UID order); writes the
+ * responses and carries \Recent over. */
+static void imap_sync_diff(struct imap_sync_job *j)
+{
+	const struct mailbox *old = j->sel->mb;
+	const uint64_t *old_modseq = j->sel->modseq;
+	struct mailbox *fresh = j->fresh;
+	size_t k = 0, kept = 0;
+	imap_sync_expunged(j, old, fresh);
 	for (size_t f = 0; f < fresh->count; f++) {
 		struct mailbox_msg *m = &fresh->msgs[f];
 		while (k < old->count && old->msgs[k].uid < m->uid)
 			k++;
-		if (k < old->count && old->msgs[k].uid == m->uid) {
-			kept++;
-			m->recent = old->msgs[k].recent;
-			if (strcmp(imap_sync_info(m), imap_sync_info(&old->msgs[k])) != 0) {
-				buf_printf(out, "* %zu FETCH (", f + 1);
-				imap_flags_append(out, m->file, m->recent, kw);
-				buf_append_str(out, ")\r\n");
-			}
-		}
+		if (k == old->count || old->msgs[k].uid != m->uid)
+			continue;
+		kept++;
+		m->recent = old->msgs[k].recent;
+		bool flags = strcmp(imap_sync_info(m), imap_sync_info(&old->msgs[k])) != 0;
+		bool modseq = j->condstore && j->modseq != NULL && old_modseq != NULL &&
+			      j->modseq[f] != old_modseq[k];
+		if (flags || modseq)
+			imap_sync_fetch(j, f);
 	}
 	if (fresh->count > kept) {      /* arrivals (RFC 3501 7.3.1) */
 		size_t recent = 0;
 		for (size_t f = 0; f < fresh->count; f++)
 			recent += fresh->msgs[f].recent;
-		buf_printf(out, "* %zu EXISTS\r\n* %zu RECENT\r\n", fresh->count, recent);
+		buf_printf(&j->out, "* %zu EXISTS\r\n* %zu RECENT\r\n", fresh->count, recent);
 	}
+}
+
+/* The folder's modseqs brought up to date, fresh's taken (pool). */
+static void imap_sync_modseqs(struct imap_sync_job *j)
+{
+	struct modseq *ms;
+	if (modseq_sync(j->fresh, &ms) < 0) {
+		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", j->fresh->root,
+			 strerror(errno));
+		return;         /* the session goes on without modseqs */
+	}
+	j->modseq = xcalloc(j->fresh->count + 1, sizeof(*j->modseq));
+	for (size_t i = 0; i < j->fresh->count; i++) {
+		const struct modseq_msg *r = modseq_get(ms, j->fresh->msgs[i].uid);
+		j->modseq[i] = r != NULL ? r->modseq : ms->highest;
+	}
+	j->highest = ms->highest;
+	modseq_free(&ms);
 }
 
 static void imap_sync_work(void *arg)
@@ -95,9 +149,10 @@ static void imap_sync_work(void *arg)
 		log_warn(NULL, "event=mailbox_sync_failed error=\"%s\"", err);
 		j->fresh = NULL;
 	} else {
+		imap_sync_modseqs(j);
 		if (imap_keywords_read(old->root, &j->kw) < 0)
 			imap_keywords_copy(&j->kw, &j->sel->kw);
-		imap_sync_diff(&j->out, old, j->fresh, &j->kw);
+		imap_sync_diff(j);
 	}
 	if (j->tag[0])
 		buf_printf(&j->out, "%s OK %s\r\n", j->tag, j->done_text);
@@ -110,6 +165,7 @@ static void imap_sync_job_free(struct imap_sync_job *j)
 	imap_keywords_free(&j->kw);
 	buf_free(&j->out);
 	free(j->done_text);
+	free(j->modseq);
 	free(j);
 }
 
@@ -125,6 +181,11 @@ static void imap_sync_done(void *arg)
 		imap_keywords_free(&j->sel->kw);
 		j->sel->kw = j->kw;
 		memset(&j->kw, 0, sizeof(j->kw));
+		free(j->sel->modseq);
+		j->sel->modseq = j->modseq;     /* NULL if the modseq file failed */
+		j->modseq = NULL;
+		if (j->sel->modseq != NULL)
+			j->sel->highest = j->highest;
 	}
 	struct conn *c = conn_find(j->conn_id);
 	if (c != NULL) {
@@ -157,6 +218,8 @@ static void imap_sync_start(struct imap_session *s, const char *tag, const char 
 	j->sel = s->sel;        /* held by the job */
 	s->sel = NULL;
 	s->syncing = true;
+	j->condstore = s->condstore;
+	j->qresync = s->qresync;
 	if (tag)
 		conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_sync_work, imap_sync_done, j);
