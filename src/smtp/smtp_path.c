@@ -8,7 +8,7 @@ static bool path_atext(unsigned char c)
 {
 	/* RFC 5322 atext, plus 8-bit bytes for SMTPUTF8 (RFC 6531). */
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL || c >= 0x80;
+	       (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL) || c >= 0x80;
 }
 
 static bool path_domain_char(unsigned char c)

@@ -311,8 +311,9 @@ static bool modseq_flags_valid(struct str f)
 	if (f.p[0] == '#') {
 		if (f.len != 17)
 			return false;
+		/* not strchr(): it finds a NUL byte too (found by fuzz_modseq) */
 		for (size_t i = 1; i < f.len; i++)
-			if (!strchr("0123456789abcdef", f.p[i]))
+			if (!((f.p[i] >= '0' && f.p[i] <= '9') || (f.p[i] >= 'a' && f.p[i] <= 'f')))
 				return false;
 		return true;
 	}
