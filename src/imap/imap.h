@@ -15,7 +15,7 @@
  *
  * IMAP4rev2 (RFC 9051) later: the capability list, the response texts and
  * the command table are data in imap_session.c; the parser already
- * accepts everything rev2 syntax needs (literal8 "~{n}" is not yet). */
+ * accepts everything rev2 syntax needs, literal8 "~{n}" (RFC 3516) too. */
 #ifndef MP_IMAP_H
 #define MP_IMAP_H
 
@@ -274,6 +274,7 @@ struct imap_section {
 	char **fields;          /* HEADER.FIELDS names (malloc'd) */
 	size_t nfields;
 	bool peek;              /* BODY.PEEK / RFC822.HEADER: no \Seen */
+	bool binary, size_only; /* BINARY[...] / BINARY.SIZE[...] (RFC 3516) */
 	bool partial;
 	uint64_t origin, count; /* partial <origin.count> */
 	char *label;            /* the response name, e.g. "BODY[HEADER]" or "RFC822" */
@@ -297,6 +298,12 @@ void imap_fetch_free(struct imap_fetch *f);
  * empty (RFC 3501 6.4.5). */
 void imap_section_render(const struct imap_section *sec, const struct mime_message *m,
 			 struct buf *out);
+/* BINARY[part] (RFC 3516 4.2): the part's body with its
+ * Content-Transfer-Encoding undone (base64 bytes as they are, other
+ * encodings with CRLF line ends); BINARY[] is the whole message. 0, or -1
+ * when the encoding is unknown (NO [UNKNOWN-CTE]). */
+int imap_section_binary(const struct imap_section *sec, const struct mime_message *m,
+			struct buf *out);
 /* Appends src with every bare LF made CRLF. */
 void imap_append_crlf(struct buf *out, const char *src, size_t len);
 /* The size of src once every bare LF is CRLF. */

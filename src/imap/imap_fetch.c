@@ -64,6 +64,7 @@ struct imap_fetch_job {
 	struct imap_fetch_msg *msgs;
 	size_t n, next;         /* messages, the next one to do */
 	size_t gone;
+	bool unknown_cte;       /* a BINARY part in an unknown encoding was left out */
 	struct buf out;
 	struct mcache *cache;   /* the selected folder's, held while the job runs */
 	struct imap_cache_fill fill;    /* a record built from a parse */
@@ -137,27 +138,48 @@ static int imap_fetch_read(const char *root, struct imap_fetch_msg *m, struct bu
 
 /* mm NULL: the whole message (BODY[], RFC822) needs no parse; without a
  * partial it is converted straight into the response. */
-static void imap_fetch_section(struct buf *items, const struct imap_section *sec,
+/* One section's bytes r (before any partial) into the response: the
+ * literal, or literal8 "~{n}" for BINARY data holding NUL (RFC 3516 4.3),
+ * or BINARY.SIZE's number. */
+static void imap_fetch_literal(struct buf *items, const struct imap_section *sec, const struct buf *r)
+{
+	if (sec->size_only) {
+		buf_printf(items, " %s %zu", sec->label, r->len);
+		return;
+	}
+	size_t off = 0, len = r->len;
+	if (sec->partial) {     /* RFC 3501 6.4.5 <origin.octets> */
+		off = sec->origin < r->len ? (size_t)sec->origin : r->len;
+		len = r->len - off < sec->count ? r->len - off : (size_t)sec->count;
+	}
+	bool lit8 = sec->binary && memchr(buf_ptr(r) + off, '\0', len) != NULL;
+	buf_printf(items, " %s %s{%zu}\r\n", sec->label, lit8 ? "~" : "", len);
+	buf_append(items, buf_ptr(r) + off, len);
+}
+
+/* mm NULL: the whole message (BODY[], RFC822, BINARY[]) needs no parse;
+ * without a partial it is converted straight into the response. false:
+ * a BINARY part in an unknown encoding (left out). */
+static bool imap_fetch_section(struct buf *items, const struct imap_section *sec,
 			       const struct mime_message *mm, const struct buf *data)
 {
 	struct buf r = { 0 };
-	if (mm == NULL && !sec->partial) {
+	bool ok = true;
+	if (mm == NULL && !sec->partial && !sec->binary) {
 		buf_printf(items, " %s {%zu}\r\n", sec->label, imap_crlf_len(buf_ptr(data), data->len));
 		imap_append_crlf(items, buf_ptr(data), data->len);
-		return;
+		return true;
 	}
 	if (mm == NULL)
 		imap_append_crlf(&r, buf_ptr(data), data->len);
+	else if (sec->binary)
+		ok = imap_section_binary(sec, mm, &r) == 0;
 	else
 		imap_section_render(sec, mm, &r);
-	size_t off = 0, len = r.len;
-	if (sec->partial) {     /* RFC 3501 6.4.5 <origin.octets> */
-		off = sec->origin < r.len ? (size_t)sec->origin : r.len;
-		len = r.len - off < sec->count ? r.len - off : (size_t)sec->count;
-	}
-	buf_printf(items, " %s {%zu}\r\n", sec->label, len);
-	buf_append(items, buf_ptr(&r) + off, len);
+	if (ok)
+		imap_fetch_literal(items, sec, &r);
 	buf_free(&r);
+	return ok;
 }
 
 /* The parsed-message items: ENVELOPE, BODY, BODYSTRUCTURE, sections. */
@@ -181,7 +203,8 @@ static void imap_fetch_sections(struct imap_fetch_job *j, const struct buf *data
 	struct mime_message mm;
 	mime_parse(a, buf_ptr(data), data->len, NULL, &mm);
 	for (size_t i = 0; i < j->f.nsecs; i++)
-		imap_fetch_section(items, &j->f.secs[i], &mm, data);
+		if (!imap_fetch_section(items, &j->f.secs[i], &mm, data))
+			j->unknown_cte = true;
 	arena_destroy(&a);
 }
 
@@ -333,6 +356,8 @@ static void imap_fetch_work(void *arg)
 				   (unsigned long long)j->highest);
 		if (j->gone)
 			buf_printf(&j->out, "%s NO [EXPUNGEISSUED] Some messages were expunged.\r\n", j->tag);
+		else if (j->unknown_cte)       /* RFC 3516 4.2 */
+			buf_printf(&j->out, "%s NO [UNKNOWN-CTE] A part has an unknown transfer encoding.\r\n", j->tag);
 		else
 			buf_printf(&j->out, "%s OK %sFetch completed.\r\n", j->tag, j->uid_cmd ? "UID " : "");
 	}

@@ -3,6 +3,7 @@
  * bytes a section names in a parsed message (with CRLF line ends, as IMAP
  * sends them; messages are stored with LF). Pure, no I/O. */
 #include "imap.h"
+#include "core/arena.h"
 #include "core/util.h"
 #include "mime/mime.h"
 
@@ -127,6 +128,31 @@ static int imap_section_spec(struct str s, struct imap_section *sec)
 	return -1;
 }
 
+/* "<origin.count>" after a section, if any. */
+static int imap_section_partial(struct str rest, struct imap_section *sec)
+{
+	uint64_t n;
+	if (rest.len == 0)
+		return 0;
+	if (!imap_eat(&rest, "<") || imap_number(&rest, &sec->origin) < 0 || !imap_eat(&rest, ".") ||
+	    imap_number(&rest, &n) < 0 || n == 0 || !str_case_eq(rest, ">"))
+		return -1;
+	sec->partial = true;
+	sec->count = n;
+	return 0;
+}
+
+/* The response name: "BODY[1.2]<0>" (a partial's origin only, 6.4.5). */
+static void imap_section_label(struct imap_section *sec, const char *item, struct str spec)
+{
+	struct buf b = { 0 };
+	buf_printf(&b, "%s[%.*s]", item, STR_FMT(spec));
+	if (sec->partial)
+		buf_printf(&b, "<%llu>", (unsigned long long)sec->origin);
+	sec->label = xstrdup(buf_ptr(&b));
+	buf_free(&b);
+}
+
 /* BODY[...]<o.n> or BODY.PEEK[...]<o.n>. */
 static int imap_fetch_body(struct imap_fetch *f, struct str s)
 {
@@ -143,24 +169,36 @@ static int imap_fetch_body(struct imap_fetch *f, struct str s)
 	struct str rest = { close + 1, (size_t)(s.p + s.len - close - 1) };
 	struct imap_section *sec = imap_fetch_add(f);
 	sec->peek = peek;
-	if (imap_section_spec(spec, sec) < 0)
+	if (imap_section_spec(spec, sec) < 0 || imap_section_partial(rest, sec) < 0)
 		return -1;
-	if (rest.len > 0) {
-		uint64_t n;
-		if (!imap_eat(&rest, "<") || imap_number(&rest, &sec->origin) < 0 ||
-		    !imap_eat(&rest, ".") || imap_number(&rest, &n) < 0 || n == 0 ||
-		    !str_case_eq(rest, ">"))
-			return -1;
-		sec->partial = true;
-		sec->count = n;
-	}
-	struct buf b = { 0 };
-	buf_printf(&b, "BODY[%.*s]", STR_FMT(spec));
-	if (sec->partial)
-		buf_printf(&b, "<%llu>", (unsigned long long)sec->origin);
-	sec->label = xstrdup(buf_ptr(&b));
-	buf_free(&b);
+	imap_section_label(sec, "BODY", spec);
 	if (!peek)
+		f->sets_seen = true;
+	return 0;
+}
+
+/* RFC 3516 4.2: BINARY[part]<o.n>, BINARY.PEEK[part]<o.n>, BINARY.SIZE[part]:
+ * part numbers only, no HEADER/TEXT/MIME. */
+static int imap_fetch_binary(struct imap_fetch *f, struct str s)
+{
+	bool size = imap_eat(&s, "BINARY.SIZE[");
+	bool peek = !size && imap_eat(&s, "BINARY.PEEK[");
+	if (!size && !peek && !imap_eat(&s, "BINARY["))
+		return -1;
+	const char *close = memchr(s.p, ']', s.len);
+	if (close == NULL)
+		return -1;
+	struct str spec = { s.p, (size_t)(close - s.p) };
+	struct str rest = { close + 1, (size_t)(s.p + s.len - close - 1) };
+	struct imap_section *sec = imap_fetch_add(f);
+	sec->binary = true;
+	sec->size_only = size;
+	sec->peek = peek || size;
+	if (imap_section_spec(spec, sec) < 0 || sec->kind != IMAP_SEC_ALL ||
+	    (size && rest.len > 0) || imap_section_partial(rest, sec) < 0)
+		return -1;
+	imap_section_label(sec, size ? "BINARY.SIZE" : "BINARY", spec);
+	if (!sec->peek)
 		f->sets_seen = true;
 	return 0;
 }
@@ -210,6 +248,8 @@ static int imap_fetch_item(struct imap_fetch *f, const struct imap_arg *a)
 		}
 	if (str_case_prefix(a->s, "RFC822"))
 		return imap_fetch_rfc822(f, a->s);
+	if (str_case_prefix(a->s, "BINARY"))
+		return imap_fetch_binary(f, a->s);
 	return imap_fetch_body(f, a->s);
 }
 
@@ -326,6 +366,29 @@ static void imap_render_fields(const struct imap_section *sec, const struct mime
 		if (imap_field_listed(sec, h->v[i].name) == want)
 			imap_append_crlf(out, m->data + h->v[i].offset, h->v[i].size);
 	buf_append(out, "\r\n", 2);
+}
+
+int imap_section_binary(const struct imap_section *sec, const struct mime_message *m,
+			struct buf *out)
+{
+	const struct mime_part *p = imap_section_part(sec, m);
+	if (p == NULL)
+		return 0;
+	if (sec->nparts == 0 || imap_part_multipart(p) || imap_part_message(p)) {
+		imap_append_crlf(out, m->data + (sec->nparts ? p->body_offset : 0),
+				 sec->nparts ? p->body_size : m->len);
+		return 0;
+	}
+	if (p->enc == MIME_ENC_UNKNOWN)
+		return -1;
+	struct arena *a = arena_new();
+	struct str d = mime_part_decode(a, m, p, NULL);
+	if (p->enc == MIME_ENC_BASE64)
+		buf_append(out, d.p, d.len);
+	else
+		imap_append_crlf(out, d.p, d.len);
+	arena_destroy(&a);
+	return 0;
 }
 
 void imap_section_render(const struct imap_section *sec, const struct mime_message *m,

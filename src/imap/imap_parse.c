@@ -303,8 +303,26 @@ static enum imap_parse_result imap_arg_start(struct imap_parser *p, unsigned cha
 	return IMAP_PARSE_AGAIN;
 }
 
+/* Takes back the last argument (an atom still being read). */
+static void imap_arg_drop(struct imap_parser *p)
+{
+	struct imap_arg_raw *a = imap_arg_last(p);
+	p->data.len -= a->len;
+	p->nargs--;
+	if (p->depth > 0)
+		p->args[p->open[p->depth - 1]].members--;
+}
+
 static enum imap_parse_result imap_atom_byte(struct imap_parser *p, unsigned char ch)
 {
+	if (ch == '{' && p->bracket == 0) {
+		/* RFC 3516 literal8 "~{n}" (BINARY): an atom "~" was begun */
+		struct imap_arg_raw *a = imap_arg_last(p);
+		if (a->len == 1 && buf_ptr(&p->data)[a->off] == '~') {
+			imap_arg_drop(p);
+			return imap_arg_start(p, '{');
+		}
+	}
 	if (p->bracket > 0) {
 		/* BODY[HEADER.FIELDS (A B)]: a section may hold spaces and
 		 * parentheses (RFC 3501 6.4.5); it ends at the matching "]". */

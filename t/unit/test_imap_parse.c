@@ -199,6 +199,10 @@ static void commands(void)
 	parse("flags and wildcards", "a STORE 1 +FLAGS (\\Seen \\Deleted)\r\nb LIST \"\" %\r\n",
 	      "OK a STORE 1 +FLAGS (\\Seen \\Deleted)|OK b LIST \"\" %|");
 	parse("pipelined", "a NOOP\r\nb NOOP\r\nc LOGOUT\r\n", "OK a NOOP|OK b NOOP|OK c LOGOUT|");
+	/* RFC 3516 literal8; "~" alone or before anything else is an atom */
+	parse("literal8", "a APPEND INBOX ~{3}\r\nabc\r\n", "LIT 3|OK a APPEND INBOX {abc}|");
+	parse("literal8 non-sync in a list", "a X (~{2+}\r\nab ~u)\r\n", "OK a X ({ab} ~u)|");
+	parse("a ~ atom", "a SELECT ~user\r\nb X ~\r\n", "OK a SELECT ~user|OK b X ~|");
 	parse("8-bit in quoted", "a X \"\xc3\xa4\"\r\n", "OK a X \"\xc3\xa4\"|");
 }
 
