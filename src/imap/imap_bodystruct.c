@@ -71,13 +71,23 @@ void imap_envelope(struct buf *b, struct arena *a, const struct mime_headers *h)
 	imap_env_field(b, h, "Date");
 	buf_append_str(b, " ");
 	imap_env_field(b, h, "Subject");
-	static const char *const addrs[][2] = {
-		{ "From", NULL }, { "Sender", "From" }, { "Reply-To", "From" },
-		{ "To", NULL }, { "Cc", NULL }, { "Bcc", NULL },
-	};
+	static const char *const addrs[] = { "From", "Sender", "Reply-To", "To", "Cc", "Bcc" };
+	size_t from = 0, from_len = 0;
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		buf_append_str(b, " ");
-		imap_env_addrs(b, a, h, addrs[i][0], addrs[i][1]);
+		/* Sender and Reply-To default to From (RFC 3501 7.4.2): its
+		 * rendering is copied, not parsed again */
+		if ((i == 1 || i == 2) && mime_headers_get(h, addrs[i]) == NULL) {
+			buf_reserve(b, from_len);      /* b may move: copy after */
+			buf_append(b, b->data + b->off + from, from_len);
+			continue;
+		}
+		size_t start = b->len;
+		imap_env_addrs(b, a, h, addrs[i], NULL);
+		if (i == 0) {
+			from = start;
+			from_len = b->len - start;
+		}
 	}
 	buf_append_str(b, " ");
 	imap_env_field(b, h, "In-Reply-To");

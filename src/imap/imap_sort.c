@@ -202,20 +202,21 @@ static void imap_sort_unaccent(struct buf *b, size_t start)
 	b->len = w;
 }
 
-/* from/to/cc: the local part; dfrom/dto (display=true): the name or the
- * address, folded. */
+/* One address header's keys from one parse: the first address's local
+ * part (upper-cased), and with display its name or address, folded. */
 static void imap_sort_addr(struct buf *b, struct arena *a, const struct mime_headers *h,
 			   const char *field, bool display)
 {
 	const struct mime_addr *m = imap_sort_first(a, h, field);
 	if (m == NULL) {
 		imap_sort_put(b, "", 0);
+		if (display)
+			imap_sort_put(b, "", 0);
 		return;
 	}
-	if (!display) {
-		imap_sort_upper(b, m->local);
+	imap_sort_upper(b, m->local);
+	if (!display)
 		return;
-	}
 	struct str s = m->name.len ? m->name : m->addr;
 	size_t start = b->len;
 	imap_fold(b, s.p, s.len);
@@ -259,10 +260,8 @@ void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h
 	imap_base_subject(b, s, &reply);
 	buf_append(b, "", 1);
 	imap_sort_put(b, reply ? "1" : "0", 1);
-	imap_sort_addr(b, a, h, "From", false);
-	imap_sort_addr(b, a, h, "From", true);
-	imap_sort_addr(b, a, h, "To", false);
-	imap_sort_addr(b, a, h, "To", true);
+	imap_sort_addr(b, a, h, "From", true);          /* from, dfrom */
+	imap_sort_addr(b, a, h, "To", true);            /* to, dto */
 	imap_sort_addr(b, a, h, "Cc", false);
 	imap_sort_ids(b, h, "Message-ID", true);
 	imap_sort_ids(b, h, "In-Reply-To", true);
