@@ -115,6 +115,11 @@ static void imap_fetch_date(struct buf *b, time_t t)
 }
 
 /* Reads the whole file; 0, or -1 (errno ENOENT: the message is gone). */
+/* Reads the whole file; 0, or -1 (errno ENOENT: the message is gone).
+ * mtime NULL: not needed, and no fstat either: a read of more than the
+ * file can hold (its CRLF size, vsize, plus one) that comes back short has
+ * met the end (regular files read short only there) - one syscall fewer
+ * per message of a body FETCH. */
 static int imap_fetch_read(const char *root, struct imap_fetch_msg *m, struct buf *data,
 			   time_t *mtime)
 {
@@ -122,18 +127,29 @@ static int imap_fetch_read(const char *root, struct imap_fetch_msg *m, struct bu
 	if (fd < 0)
 		return -1;
 	struct stat st;
-	int rc = fstat(fd, &st) == 0 && (size_t)st.st_size < IMAP_FETCH_FILE_MAX ? 0 : -1;
-	*mtime = rc == 0 ? st.st_mtime : 0;
-	for (size_t left = rc == 0 ? (size_t)st.st_size : 0; left > 0;) {
-		char *w = buf_reserve(data, left);
-		ssize_t r = read(fd, w, left);
+	size_t want = (size_t)m->vsize + 1;
+	if (mtime != NULL || m->vsize == 0 || m->vsize >= IMAP_FETCH_FILE_MAX) {
+		if (fstat(fd, &st) != 0 || (size_t)st.st_size >= IMAP_FETCH_FILE_MAX) {
+			close(fd);
+			return -1;
+		}
+		if (mtime != NULL)
+			*mtime = st.st_mtime;
+		want = (size_t)st.st_size + 1;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf_reserve(data, want), want);
 		if (r <= 0)
 			break;
 		buf_commit(data, (size_t)r);
-		left -= (size_t)r;
+		if ((size_t)r < want)
+			break;
+		want = want * 2 < IMAP_FETCH_FILE_MAX - data->len ? want * 2 : IMAP_FETCH_FILE_MAX - data->len;
+		if (want == 0)
+			break;
 	}
 	close(fd);
-	return rc;
+	return 0;
 }
 
 /* mm NULL: the whole message (BODY[], RFC822) needs no parse; without a
@@ -221,8 +237,8 @@ static int imap_fetch_load(struct imap_fetch_job *j, struct imap_fetch_msg *m, s
 	buf_clear(&j->data);
 	if ((!meta || hit) && j->f.nsecs == 0)
 		return 0;
-	time_t mtime;
-	if (imap_fetch_read(j->root, m, &j->data, &mtime) < 0)
+	time_t mtime = 0;
+	if (imap_fetch_read(j->root, m, &j->data, meta && !hit ? &mtime : NULL) < 0)
 		return -1;
 	if (meta && !hit) {
 		imap_cache_fill(&j->fill, m->uid, mtime, buf_ptr(&j->data), j->data.len);
