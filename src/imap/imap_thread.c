@@ -215,14 +215,16 @@ static struct tnode **thread_roots(struct tctx *t, size_t *nroots)
 	size_t n = 0;
 	for (size_t i = 0; i < t->n; i++) {
 		struct tnode *c = &t->nodes[i];
-		if (c->parent != NULL || (c->msg == NULL && c->child == NULL))
-			continue;
-		if (c->msg == NULL && c->child->next == NULL) {        /* one child: promoted */
-			c->child->parent = NULL;
-			c = c->child;
-		}
-		r[n++] = c;
+		if (c->parent == NULL && (c->msg != NULL || c->child != NULL))
+			r[n++] = c;
 	}
+	/* Promotion comes after the scan: a promoted child loses its parent
+	 * and would otherwise be collected a second time at its own index. */
+	for (size_t i = 0; i < n; i++)
+		if (r[i]->msg == NULL && r[i]->child->next == NULL) {  /* one child: promoted */
+			r[i]->child->parent = NULL;
+			r[i] = r[i]->child;
+		}
 	qsort(r, n, sizeof(*r), tnode_cmp);
 	*nroots = n;
 	return r;
@@ -402,6 +404,9 @@ static void thread_references(struct tctx *t, struct imap_sort_msg *m, size_t n,
 		r[i]->next = i + 1 < nroots ? r[i + 1] : NULL;
 	if (nroots > 0)
 		thread_walk(t, r[0], thread_sort_kids);         /* 7 */
+	/* 7 sorts every set of siblings, the root level too: a subject merge
+	 * may have made a dummy that now dates by its earliest child. */
+	qsort(r, nroots, sizeof(*r), tnode_cmp);
 	for (size_t i = 0; i < nroots; i++)
 		thread_emit(out, r[i], uid);
 	free(r);

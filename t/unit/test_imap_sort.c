@@ -98,9 +98,31 @@ static void test_thread_hostile(void)
 	free(chain);
 }
 
+/* Shapes where Dovecot and the RFC agree and an earlier moonpost did not. */
+static void test_thread_roots(void)
+{
+	/* a dummy root with one child is promoted once, not listed twice */
+	const char *a[IMAP_SF_COUNT] = { "1", "", "1", [IMAP_SF_MSGID] = "<a@x>", [IMAP_SF_REFS] = "<r@x>" };
+	const char *b[IMAP_SF_COUNT] = { "2", "", "1", [IMAP_SF_MSGID] = "<b@x>", [IMAP_SF_REFS] = "<r@x> <a@x>" };
+	struct imap_sort_msg m[4] = { msg(1, a), msg(2, b) };
+	thread(m, 2, "(1 2)", "a one-child dummy root is promoted once");
+	/* RFC 5256 6 then 7: the subject merge makes a dummy dated by its
+	 * first child (1), and the root level is sorted again after it */
+	const char *h[IMAP_SF_COUNT] = { "1", "HELLO", "0", [IMAP_SF_MSGID] = "<h@x>" };
+	const char *o[IMAP_SF_COUNT] = { "2", "OTHER", "0", [IMAP_SF_MSGID] = "<o@x>" };
+	const char *c[IMAP_SF_COUNT] = { "3", "HELLO", "1", [IMAP_SF_MSGID] = "<c@x>", [IMAP_SF_REFS] = "<x@x>" };
+	const char *e[IMAP_SF_COUNT] = { "4", "HELLO", "1", [IMAP_SF_MSGID] = "<e@x>", [IMAP_SF_REFS] = "<x@x>" };
+	m[0] = msg(1, h);
+	m[1] = msg(2, o);
+	m[2] = msg(3, c);
+	m[3] = msg(4, e);
+	thread(m, 4, "((1)(3)(4))(2)", "roots re-sorted by date after the subject merge");
+}
+
 int main(void)
 {
 	test_base_subjects();
 	test_thread_hostile();
+	test_thread_roots();
 	return tap_done();
 }
