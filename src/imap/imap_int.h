@@ -196,12 +196,14 @@ struct imap_sort_key {
 	enum imap_sort_crit crit;
 	bool reverse;
 };
-/* A matched message with its keys (f[] point into blob, owned). */
+/* A matched message with its keys: f[] point into a blob of keys the
+ * caller keeps (koff/klen: where, for a caller that collects them in one
+ * growing buffer); date is f[IMAP_SF_DATE] parsed once (imap_sort_fields). */
 struct imap_sort_msg {
 	uint32_t seq, uid;
-	int64_t internal;
+	int64_t internal, date;
 	uint64_t size;
-	char *blob;
+	size_t koff, klen;
 	struct str f[IMAP_SF_COUNT];
 };
 /* The RFC 5256 2.1 base subject of a decoded subject, ASCII upper-cased,
@@ -212,8 +214,8 @@ void imap_base_subject(struct buf *out, struct str subject, bool *reply);
 struct arena;
 struct mime_headers;
 void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t internal);
-/* Splits such a blob into its fields (missing ones empty). */
-void imap_sort_fields(const char *blob, size_t len, struct str f[IMAP_SF_COUNT]);
+/* Splits such a blob into m's fields (missing ones empty) and sets m->date. */
+void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m);
 /* The sort criteria list "(REVERSE DATE SUBJECT)": 0, or -1 if invalid. */
 int imap_sort_parse(const struct imap_arg *list, struct imap_sort_key *keys, size_t *n);
 void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key *keys, size_t nkeys);

@@ -696,13 +696,17 @@ void imap_append_string(struct buf *b, struct str s)
 		buf_append(b, s.p, s.len);
 		return;
 	}
-	buf_append(b, "\"", 1);
+	/* one reservation for the worst case (every byte escaped): a
+	 * buf_append per byte was a tenth of filling a cold SORT's cache */
+	char *w = buf_reserve(b, 2 * s.len + 2), *w0 = w;
+	*w++ = '"';
 	for (size_t i = 0; i < s.len; i++) {
 		if (s.p[i] == '"' || s.p[i] == '\\')
-			buf_append(b, "\\", 1);
-		buf_append(b, &s.p[i], 1);
+			*w++ = '\\';
+		*w++ = s.p[i];
 	}
-	buf_append(b, "\"", 1);
+	*w++ = '"';
+	buf_commit(b, (size_t)(w - w0));
 }
 
 void imap_append_astring(struct buf *b, struct str s)

@@ -80,7 +80,9 @@ struct imap_search_job {
 	enum imap_search_mode { IMAP_SEARCH, IMAP_SORT, IMAP_THREAD_REFS, IMAP_THREAD_SUBJ } mode;
 	struct imap_sort_key sort[IMAP_SORT_KEYS_MAX];
 	size_t nsort;
+	bool stat_only;         /* ARRIVAL / SIZE: a file's mtime is enough */
 	struct imap_sort_msg *hits;
+	struct buf keys;        /* the hits' sort keys, each NUL-ended */
 	size_t nhits;
 	struct imap_cache_fill fill;
 	/* SEARCH: the matches (numbers as answered, UIDs, modseqs) */
@@ -431,7 +433,9 @@ static bool imap_search_has(const struct buf *hay, const char *needle)
 	return needle[0] == '\0' || memmem(buf_ptr(hay), hay->len, needle, strlen(needle)) != NULL;
 }
 
-static int imap_search_load(struct imap_search_ctx *c, bool content)
+/* The file's bytes (content) or just its mtime; imap_search_load adds
+ * the parsed header. */
+static int imap_search_read(struct imap_search_ctx *c, bool content)
 {
 	if (c->loaded || (!content && c->statted))
 		return 0;
@@ -450,12 +454,21 @@ static int imap_search_load(struct imap_search_ctx *c, bool content)
 			buf_commit(&c->data, (size_t)r);
 			left -= (size_t)r;
 		}
-		c->a = arena_new();
-		mime_headers_parse(c->a, buf_ptr(&c->data), 0, c->data.len, NULL, &c->hdr);
 		c->loaded = true;
 	}
 	close(fd);
 	return rc;
+}
+
+static int imap_search_load(struct imap_search_ctx *c, bool content)
+{
+	if (imap_search_read(c, content) < 0)
+		return -1;
+	if (c->loaded && c->a == NULL) {
+		c->a = arena_new();
+		mime_headers_parse(c->a, buf_ptr(&c->data), 0, c->data.len, NULL, &c->hdr);
+	}
+	return 0;
 }
 
 static bool imap_search_header(struct imap_search_ctx *c, const char *field, const char *value)
@@ -574,7 +587,13 @@ static void imap_search_hit(struct imap_search_ctx *c)
 		blob = c->rec.field[MCACHE_SORT];
 		len = c->rec.field_len[MCACHE_SORT];
 		internal = c->rec.internal;
-	} else if (imap_search_load(c, true) == 0 && c->loaded) {
+	} else if (j->stat_only) {
+		/* as Dovecot does: a stat, no parse and no cache record */
+		if (imap_search_load(c, false) < 0)
+			return;
+		blob = "";
+		internal = (int64_t)c->mtime;
+	} else if (imap_search_read(c, true) == 0 && c->loaded) {
 		imap_cache_fill(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
 		if (j->cache != NULL)
 			mcache_put(j->cache, &j->fill.rec);
@@ -584,12 +603,19 @@ static void imap_search_hit(struct imap_search_ctx *c)
 	} else {
 		return;         /* gone meanwhile: left out, as SEARCH does */
 	}
+	/* one buffer for every match's keys (a malloc each was a tenth of a
+	 * warm SORT); f[] are set once it stops growing (imap_search_keys) */
 	*h = (struct imap_sort_msg){ .seq = (uint32_t)(c->m->index + 1), .uid = c->m->uid,
-		.internal = internal, .size = c->m->vsize, .blob = xmalloc(len + 1) };
-	memcpy(h->blob, blob, len);
-	h->blob[len] = '\0';
-	imap_sort_fields(h->blob, len, h->f);
+		.internal = internal, .size = c->m->vsize, .koff = j->keys.len, .klen = len };
+	buf_append(&j->keys, blob, len);
+	buf_append(&j->keys, "", 1);
 	j->nhits++;
+}
+
+static void imap_search_keys_split(struct imap_search_job *j)
+{
+	for (size_t i = 0; i < j->nhits; i++)
+		imap_sort_fields(buf_ptr(&j->keys) + j->hits[i].koff, j->hits[i].klen, &j->hits[i]);
 }
 
 /* RFC 5182 2.4: with MIN and/or MAX but neither ALL nor COUNT, SAVE
@@ -664,11 +690,13 @@ static void imap_search_answer(struct imap_search_job *j)
 		for (size_t i = 0; i < j->nmatch; i++)
 			buf_printf(&j->out, " %u", j->num[i]);
 	} else if (j->mode == IMAP_SORT) {
+		imap_search_keys_split(j);
 		imap_sort_run(j->hits, j->nhits, j->sort, j->nsort);
 		buf_append_str(&j->out, "* SORT");
 		for (size_t i = 0; i < j->nhits; i++)
 			buf_printf(&j->out, " %u", j->uid_cmd ? j->hits[i].uid : j->hits[i].seq);
 	} else {
+		imap_search_keys_split(j);
 		buf_append_str(&j->out, "* THREAD ");
 		imap_thread_run(j->hits, j->nhits, j->mode == IMAP_THREAD_REFS, j->uid_cmd, &j->out);
 	}
@@ -742,8 +770,7 @@ static void imap_search_job_free(struct imap_search_job *j)
 	imap_skey_free(j->key);
 	buf_free(&j->out);
 	mcache_free(&j->cache);
-	for (size_t i = 0; i < j->nhits; i++)
-		free(j->hits[i].blob);
+	buf_free(&j->keys);
 	free(j->hits);
 	imap_cache_fill_free(&j->fill);
 	free(j->num);
@@ -912,6 +939,10 @@ void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size
 	j->mode = IMAP_SORT;
 	memcpy(j->sort, keys, nkeys * sizeof(*keys));
 	j->nsort = nkeys;
+	j->stat_only = true;
+	for (size_t i = 0; i < nkeys; i++)
+		if (keys[i].crit != IMAP_SORT_ARRIVAL && keys[i].crit != IMAP_SORT_SIZE)
+			j->stat_only = false;
 	imap_search_submit(s, j);
 }
 

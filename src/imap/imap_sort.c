@@ -268,8 +268,9 @@ void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h
 	imap_sort_ids(b, h, "References", false);
 }
 
-void imap_sort_fields(const char *blob, size_t len, struct str f[IMAP_SF_COUNT])
+void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m)
 {
+	struct str *f = m->f;
 	size_t k = 0;
 	for (size_t i = 0; k < IMAP_SF_COUNT;) {
 		const char *z = i < len ? memchr(blob + i, '\0', len - i) : NULL;
@@ -281,6 +282,8 @@ void imap_sort_fields(const char *blob, size_t len, struct str f[IMAP_SF_COUNT])
 	}
 	while (k < IMAP_SF_COUNT)
 		f[k++] = (struct str){ "", 0 };
+	/* the blob's fields end in NUL (or the blob does: callers add one) */
+	m->date = strtoll(f[IMAP_SF_DATE].p, NULL, 10);
 }
 
 /* --- SORT --- */
@@ -328,11 +331,6 @@ static int imap_str_cmp(struct str a, struct str b)
 	return c ? c : (a.len > b.len) - (a.len < b.len);
 }
 
-static int64_t imap_sort_date(const struct imap_sort_msg *m)
-{
-	return strtoll(m->f[IMAP_SF_DATE].p, NULL, 10);
-}
-
 static int imap_sort_cmp1(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
 			  enum imap_sort_crit c)
 {
@@ -340,8 +338,7 @@ static int imap_sort_cmp1(const struct imap_sort_msg *a, const struct imap_sort_
 	case IMAP_SORT_ARRIVAL:
 		return (a->internal > b->internal) - (a->internal < b->internal);
 	case IMAP_SORT_DATE: {
-		int64_t x = imap_sort_date(a), y = imap_sort_date(b);
-		return (x > y) - (x < y);
+		return (a->date > b->date) - (a->date < b->date);
 	}
 	case IMAP_SORT_SIZE:
 		return (a->size > b->size) - (a->size < b->size);

@@ -22,11 +22,6 @@ struct tctx {
 	size_t hsize;
 };
 
-static int64_t tdate(const struct imap_sort_msg *m)
-{
-	return strtoll(m->f[IMAP_SF_DATE].p, NULL, 10);
-}
-
 /* The message that dates a node: its own, or its first child's. */
 static const struct imap_sort_msg *tnode_msg(const struct tnode *t)
 {
@@ -42,7 +37,7 @@ static int tnode_cmp(const void *x, const void *y)
 	const struct imap_sort_msg *b = tnode_msg(*(struct tnode *const *)y);
 	if (a == NULL || b == NULL)
 		return (a != NULL) - (b != NULL);
-	int64_t da = tdate(a), db = tdate(b);
+	int64_t da = a->date, db = b->date;
 	if (da != db)
 		return (da > db) - (da < db);
 	return (a->seq > b->seq) - (a->seq < b->seq);

@@ -19,7 +19,7 @@
 
 struct mcache_slot {
 	uint32_t uid;
-	uint32_t pad;
+	uint32_t checked;       /* its hash was verified: records in the map never change */
 	size_t off;             /* of the newest record in the map */
 };
 
@@ -104,7 +104,7 @@ static bool mcache_decode_fields(const char *p, size_t len, uint32_t nfields, st
 	return off == end;
 }
 
-size_t mcache_decode(const char *p, size_t len, struct mcache_rec *r)
+static size_t mcache_decode_rec(const char *p, size_t len, struct mcache_rec *r, bool verify)
 {
 	uint32_t rlen, nfields, h;
 	memset(r, 0, sizeof(*r));
@@ -114,7 +114,7 @@ size_t mcache_decode(const char *p, size_t len, struct mcache_rec *r)
 	if (rlen < MCACHE_REC_FIXED + 4 || rlen > len)
 		return 0;
 	memcpy(&h, p + rlen - 4, 4);
-	if (h != mcache_hash(p, rlen - 4))
+	if (verify && h != mcache_hash(p, rlen - 4))
 		return 0;
 	memcpy(&r->uid, p + 4, 4);
 	memcpy(&r->internal, p + 8, 8);
@@ -125,6 +125,11 @@ size_t mcache_decode(const char *p, size_t len, struct mcache_rec *r)
 		return 0;
 	}
 	return rlen;
+}
+
+size_t mcache_decode(const char *p, size_t len, struct mcache_rec *r)
+{
+	return mcache_decode_rec(p, len, r, true);
 }
 
 /* The length and UID of the record at p, 0 if it does not fit in len.
@@ -161,6 +166,7 @@ static void mcache_index(struct mcache *mc, uint32_t uid, size_t off)
 	size_t i = mc->n && mc->slots[mc->n - 1].uid < uid ? mc->n : mcache_find(mc, uid);
 	if (i < mc->n && mc->slots[i].uid == uid) {
 		mc->slots[i].off = off;
+		mc->slots[i].checked = 0;
 		return;
 	}
 	if (mc->n == mc->cap) {
@@ -338,8 +344,14 @@ bool mcache_get(const struct mcache *mc, uint32_t uid, struct mcache_rec *r)
 	size_t i = mcache_find(mc, uid);
 	if (i >= mc->n || mc->slots[i].uid != uid)
 		return false;
-	size_t off = mc->slots[i].off;
-	return mcache_decode(mc->map + off, mc->used - off, r) > 0;
+	/* The hash is checked on a slot's first read only: a SORT or FETCH
+	 * over a warm 10,000-message cache spent a fifth of its time on it.
+	 * The job that reads holds this mcache alone (see mcache.h). */
+	struct mcache_slot *sl = &mc->slots[i];
+	if (mcache_decode_rec(mc->map + sl->off, mc->used - sl->off, r, !sl->checked) == 0)
+		return false;
+	sl->checked = 1;
+	return true;
 }
 
 void mcache_put(struct mcache *mc, const struct mcache_rec *r)

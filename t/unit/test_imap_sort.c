@@ -47,9 +47,10 @@ static struct imap_sort_msg msg(uint32_t seq, const char *blob_fields[IMAP_SF_CO
 		buf_append_str(&b, blob_fields[i] ? blob_fields[i] : "");
 		buf_append(&b, "", 1);
 	}
-	struct imap_sort_msg m = { .seq = seq, .uid = seq, .blob = xmalloc(b.len) };
-	memcpy(m.blob, buf_ptr(&b), b.len);
-	imap_sort_fields(m.blob, b.len, m.f);
+	struct imap_sort_msg m = { .seq = seq, .uid = seq };
+	char *blob = xmalloc(b.len);
+	memcpy(blob, buf_ptr(&b), b.len);
+	imap_sort_fields(blob, b.len, &m);
 	buf_free(&b);
 	return m;
 }
@@ -62,7 +63,7 @@ static void thread(struct imap_sort_msg *m, size_t n, const char *want, const ch
 	ok(want == NULL ? out.len > 1 : strcmp(buf_ptr(&out), want) == 0, "%s: %.60s", what, buf_ptr(&out));
 	buf_free(&out);
 	for (size_t i = 0; i < n; i++)
-		free(m[i].blob);
+		free((char *)m[i].f[0].p);     /* the blob msg() made: its first field */
 }
 
 static void test_thread_hostile(void)
