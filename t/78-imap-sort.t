@@ -181,6 +181,21 @@ def main():
         c.select("INBOX")
         tap.ok(os.path.getsize(os.path.join(md, "moonpost.cache")) > 1000, "the keys went into the folder cache")
         checks(c, sizes, "from the folder cache")
+
+        tap.section("SORT (ARRIVAL) first on an empty cache: dates only, then the rest")
+        want_env = c.fetch("1:*", "(ENVELOPE INTERNALDATE)")
+        c.close()
+        os.unlink(os.path.join(md, "moonpost.cache"))
+        c.select("INBOX")
+        tap.is_(nums(c, "SORT", "(ARRIVAL)", "UTF-8", "ALL"), [9, 10, 8, 7, 6, 5, 4, 3, 2, 1],
+                "ARRIVAL from a stat of each file")
+        tap.is_(nums(c, "SORT", "(REVERSE ARRIVAL)", "UTF-8", "ALL"), [1, 2, 3, 4, 5, 6, 7, 8, 10, 9],
+                "again, from the date-only cache records")
+        tap.is_(nums(c, "SEARCH", "SENTSINCE", "1-Dec-2026"), [1, 2, 3, 4, 5, 6, 7, 8, 10],
+                "SENTSINCE after date-only records: the Date: headers (2026), not the internal dates (2025)")
+        tap.is_(c.fetch("1:*", "(ENVELOPE INTERNALDATE)"), want_env,
+                "ENVELOPE after date-only records: made from the files")
+        tap.is_(nums(c, "SORT", "(DATE)", "UTF-8", "ALL"), [9, 1, 3, 2, 4, 5, 6, 7, 8, 10], "DATE after them")
         c.logout()
     finally:
         d.stop()

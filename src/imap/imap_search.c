@@ -108,7 +108,8 @@ struct imap_search_ctx {
 	bool texted;            /* fhdr and fbody are made */
 	struct buf fhdr, fbody; /* folded text (imap_search_text.c) */
 	struct buf tmp;
-	bool cached;            /* rec holds the folder cache's record */
+	bool found;             /* rec holds the folder cache's record */
+	bool cached;            /* ... and it has every field (imap_cache_complete) */
 	struct mcache_rec rec;
 };
 
@@ -574,6 +575,24 @@ static bool imap_search_match(struct imap_search_ctx *c, const struct imap_skey 
 	return false;
 }
 
+/* SORT by ARRIVAL / SIZE needs the internal date alone: from the cache's
+ * record, or (as Dovecot does) a stat, no parse; the date is then cached
+ * in a record without fields (FETCH and SEARCH refill those). */
+static bool imap_search_hit_date(struct imap_search_ctx *c, int64_t *internal)
+{
+	if (c->found) {
+		*internal = c->rec.internal;
+		return true;
+	}
+	if (imap_search_read(c, false) < 0)
+		return false;
+	*internal = (int64_t)c->mtime;
+	struct mcache_rec r = { .uid = c->m->uid, .internal = *internal, .sent = *internal };
+	if (c->j->cache != NULL)
+		mcache_put(c->j->cache, &r);
+	return true;
+}
+
 /* A SORT/THREAD match: its keys from the folder cache, or from its file
  * (then the whole record is made and queued for the cache). */
 static void imap_search_hit(struct imap_search_ctx *c)
@@ -583,16 +602,14 @@ static void imap_search_hit(struct imap_search_ctx *c)
 	const char *blob = NULL;
 	size_t len = 0;
 	int64_t internal = 0;
-	if (c->cached && c->rec.field[MCACHE_SORT] != NULL) {
+	if (j->stat_only) {
+		if (!imap_search_hit_date(c, &internal))
+			return;
+		blob = "";
+	} else if (c->cached && c->rec.field[MCACHE_SORT] != NULL) {
 		blob = c->rec.field[MCACHE_SORT];
 		len = c->rec.field_len[MCACHE_SORT];
 		internal = c->rec.internal;
-	} else if (j->stat_only) {
-		/* as Dovecot does: a stat, no parse and no cache record */
-		if (imap_search_load(c, false) < 0)
-			return;
-		blob = "";
-		internal = (int64_t)c->mtime;
 	} else if (imap_search_read(c, true) == 0 && c->loaded) {
 		imap_cache_fill(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
 		if (j->cache != NULL)
@@ -742,7 +759,8 @@ static void imap_search_work(void *arg)
 	for (size_t i = 0; i < j->n; i++) {
 		c.m = &j->msgs[i];
 		c.loaded = c.statted = c.texted = false;
-		c.cached = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
+		c.found = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
+		c.cached = c.found && imap_cache_complete(&c.rec);
 		if (imap_search_match(&c, j->key))
 			imap_search_matched(j, &c);
 		buf_clear(&c.data);
