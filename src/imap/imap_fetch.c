@@ -182,8 +182,7 @@ static bool imap_fetch_section(struct buf *items, const struct imap_section *sec
 	struct buf r = { 0 };
 	bool ok = true;
 	if (mm == NULL && !sec->partial && !sec->binary) {
-		buf_printf(items, " %s {%zu}\r\n", sec->label, imap_crlf_len(buf_ptr(data), data->len));
-		imap_append_crlf(items, buf_ptr(data), data->len);
+		imap_append_crlf_literal(items, sec->label, buf_ptr(data), data->len);
 		return true;
 	}
 	if (mm == NULL)

@@ -419,6 +419,34 @@ static void fetch_items(void)
 		fetch_item(bad[i], -1, NULL, 0, 0);
 }
 
+/* The one-pass literal (convert, then move behind the prefix) must say
+ * exactly the length it sends, for bare LF, CRLF, mixed, empty, a lone CR,
+ * and a size above the spare-room limit (counting pass). */
+static void crlf_literals(void)
+{
+	const char *in[] = { "", "a", "a\n", "\n\n", "a\r\nb\nc", "\r", "x\r\r\n\ny", "no newline" };
+	for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
+		struct buf b = { 0 };
+		size_t len = strlen(in[i]), want = imap_crlf_len(in[i], len);
+		imap_append_crlf_literal(&b, "BODY[]", in[i], len);
+		char pre[64];
+		int h = snprintf(pre, sizeof(pre), " BODY[] {%zu}\r\n", want);
+		ok(b.len == (size_t)h + want && memcmp(buf_ptr(&b), pre, (size_t)h) == 0,
+		   "literal of case %zu: {%zu} and %zu bytes", i, want, b.len - (size_t)h);
+		buf_free(&b);
+	}
+	size_t big = (size_t)600 << 10;
+	char *src = xmalloc(big);
+	for (size_t i = 0; i < big; i++)
+		src[i] = i % 50 == 49 ? '\n' : 'x';
+	struct buf b = { 0 };
+	imap_append_crlf_literal(&b, "RFC822", src, big);
+	ok(b.len == strlen(" RFC822 {626688}\r\n") + big + big / 50 &&
+	   memcmp(buf_ptr(&b), " RFC822 {626688}\r\n", 18) == 0, "a 600 KB literal: counted first");
+	buf_free(&b);
+	free(src);
+}
+
 int main(void)
 {
 	fetch_items();
@@ -428,5 +456,6 @@ int main(void)
 	line_mode();
 	seqsets();
 	quoting();
+	crlf_literals();
 	return tap_done();
 }
