@@ -88,6 +88,20 @@ void buf_append_str(struct buf *b, const char *s)
 	buf_append(b, s, strlen(s));
 }
 
+void buf_append_num(struct buf *b, const char *s, uint64_t n)
+{
+	char d[20];
+	size_t k = sizeof(d);
+	do
+		d[--k] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	size_t sl = strlen(s);
+	char *w = buf_reserve(b, sl + sizeof(d) - k);
+	memcpy(w, s, sl);
+	memcpy(w + sl, d + k, sizeof(d) - k);
+	buf_commit(b, sl + sizeof(d) - k);
+}
+
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;

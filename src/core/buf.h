@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct str {
 	const char *p;
@@ -45,6 +46,8 @@ char *buf_reserve(struct buf *b, size_t add);
 void buf_commit(struct buf *b, size_t n);
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_append_str(struct buf *b, const char *s);
+/* s then n in decimal: the hot paths' numbers without printf's machinery */
+void buf_append_num(struct buf *b, const char *s, uint64_t n);
 void buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap)

@@ -193,7 +193,7 @@ static void imap_body_leaf(struct buf *b, struct arena *a, const struct mime_par
 	imap_nstring_nonempty(b, p->description);
 	buf_append_str(b, " ");
 	imap_append_string(b, p->enc_raw.len ? p->enc_raw : STR_LIT("7bit"));
-	buf_printf(b, " %zu", p->body_vsize);
+	buf_append_num(b, " ", p->body_vsize);
 	if (imap_is(p, "message") && p->children != NULL &&
 	    (str_case_eq(p->ctype.subtype, "rfc822") || str_case_eq(p->ctype.subtype, "global"))) {
 		/* RFC 3501 7.4.2: envelope, body and lines of the message */
@@ -201,9 +201,9 @@ static void imap_body_leaf(struct buf *b, struct arena *a, const struct mime_par
 		imap_envelope(b, a, &p->children->hdr);
 		buf_append_str(b, " ");
 		imap_body_part(b, a, p->children, ext, depth + 1);
-		buf_printf(b, " %zu", p->body_lines);
+		buf_append_num(b, " ", p->body_lines);
 	} else if (imap_is(p, "text") || p->ctype.type.len == 0) {
-		buf_printf(b, " %zu", p->body_lines);
+		buf_append_num(b, " ", p->body_lines);
 	}
 	if (ext) {
 		buf_append_str(b, " ");

@@ -22,13 +22,15 @@ void imap_cache_fill_free(struct imap_cache_fill *f)
 
 /* RFC 3501 6.4.4 SENT*: the Date: header's day in its own zone; a
  * message without a usable Date: counts by its internal date (as
- * Dovecot does). */
-static int64_t imap_cache_sent(const struct mime_headers *h, time_t internal)
+ * Dovecot does). *utc: the same instant without the zone (SORT DATE). */
+static int64_t imap_cache_sent(const struct mime_headers *h, time_t internal, time_t *utc)
 {
 	struct mime_date d;
 	const struct mime_header *date = mime_headers_get(h, "Date");
+	*utc = internal;
 	if (date == NULL || mime_date_parse(date->value, &d) < 0)
 		return (int64_t)internal;
+	*utc = d.t;
 	return (int64_t)d.t + (int64_t)d.tz_min * 60;
 }
 
@@ -48,14 +50,16 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 	buf_clear(&f->body);
 	buf_clear(&f->bs);
 	buf_clear(&f->sort);
-	imap_sort_fill(&f->sort, a, &mm.root->hdr, internal);
+	time_t utc;
+	int64_t sent = imap_cache_sent(&mm.root->hdr, internal, &utc);
+	imap_sort_fill(&f->sort, a, &mm.root->hdr, utc);
 	imap_envelope(&f->env, a, &mm.root->hdr);
 	imap_bodystructure(&f->body, a, &mm, false);
 	imap_bodystructure(&f->bs, a, &mm, true);
 	memset(&f->rec, 0, sizeof(f->rec));
 	f->rec.uid = uid;
 	f->rec.internal = (int64_t)internal;
-	f->rec.sent = imap_cache_sent(&mm.root->hdr, internal);
+	f->rec.sent = sent;
 	imap_cache_field(&f->rec, MCACHE_ENVELOPE, &f->env);
 	imap_cache_field(&f->rec, MCACHE_BODY, &f->body);
 	imap_cache_field(&f->rec, MCACHE_BODYSTRUCTURE, &f->bs);

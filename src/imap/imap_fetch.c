@@ -270,10 +270,11 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 			 (m->renamed && j->qresync ? IMAP_FETCH_UID : 0);
 	/* every item goes straight into the response with a leading space;
 	 * the first one's becomes the "(" (no copy of the message) */
-	buf_printf(&j->out, "* %zu FETCH ", m->index + 1);
+	buf_append_num(&j->out, "* ", m->index + 1);
+	buf_append_str(&j->out, " FETCH ");
 	size_t open = j->out.len;
 	if (attrs & IMAP_FETCH_UID)
-		buf_printf(items, " UID %u", m->uid);
+		buf_append_num(items, " UID ", m->uid);
 	if (attrs & IMAP_FETCH_FLAGS) {
 		buf_append_str(items, " ");
 		imap_flags_append(items, m->file, m->recent, &j->kw);
@@ -283,7 +284,7 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 		imap_fetch_date(items, (time_t)rec.internal);
 	}
 	if (attrs & IMAP_FETCH_RFC822_SIZE)
-		buf_printf(items, " RFC822.SIZE %llu", (unsigned long long)m->vsize);
+		buf_append_num(items, " RFC822.SIZE ", m->vsize);
 	if (attrs & IMAP_FETCH_ENVELOPE)
 		imap_fetch_field(items, " ENVELOPE ", &rec, MCACHE_ENVELOPE);
 	if (attrs & IMAP_FETCH_BODY)

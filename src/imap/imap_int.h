@@ -210,10 +210,10 @@ struct imap_sort_msg {
  * appended to out; *reply: a Re:/Fwd: was removed. */
 void imap_base_subject(struct buf *out, struct str subject, bool *reply);
 /* Appends the NUL-separated sort keys of a message header (the cache's
- * MCACHE_SORT field). */
+ * MCACHE_SORT field); sent: its Date: in UTC, or the internal date. */
 struct arena;
 struct mime_headers;
-void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t internal);
+void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t sent);
 /* Splits such a blob into m's fields (missing ones empty) and sets m->date. */
 void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m);
 /* The sort criteria list "(REVERSE DATE SUBJECT)": 0, or -1 if invalid. */

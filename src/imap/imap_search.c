@@ -705,13 +705,13 @@ static void imap_search_answer(struct imap_search_job *j)
 	} else if (j->mode == IMAP_SEARCH) {
 		buf_append_str(&j->out, "* SEARCH");
 		for (size_t i = 0; i < j->nmatch; i++)
-			buf_printf(&j->out, " %u", j->num[i]);
+			buf_append_num(&j->out, " ", j->num[i]);
 	} else if (j->mode == IMAP_SORT) {
 		imap_search_keys_split(j);
 		imap_sort_run(j->hits, j->nhits, j->sort, j->nsort);
 		buf_append_str(&j->out, "* SORT");
 		for (size_t i = 0; i < j->nhits; i++)
-			buf_printf(&j->out, " %u", j->uid_cmd ? j->hits[i].uid : j->hits[i].seq);
+			buf_append_num(&j->out, " ", j->uid_cmd ? j->hits[i].uid : j->hits[i].seq);
 	} else {
 		imap_search_keys_split(j);
 		buf_append_str(&j->out, "* THREAD ");

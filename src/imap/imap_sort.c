@@ -247,11 +247,8 @@ static void imap_sort_ids(struct buf *b, const struct mime_headers *h, const cha
 	buf_append(b, "", 1);
 }
 
-void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t internal)
+void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t t)
 {
-	struct mime_date d;
-	const struct mime_header *date = mime_headers_get(h, "Date");
-	time_t t = date != NULL && mime_date_parse(date->value, &d) == 0 ? d.t : internal;
 	char num[32];
 	imap_sort_put(b, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)t));
 	const struct mime_header *subj = mime_headers_get(h, "Subject");

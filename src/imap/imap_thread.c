@@ -337,7 +337,7 @@ static void thread_emit_chain(struct buf *out, struct tnode *c, bool uid, struct
 {
 	for (;;) {
 		if (c->msg != NULL)
-			buf_printf(out, "%u", uid ? c->msg->uid : c->msg->seq);
+			buf_append_num(out, "", uid ? c->msg->uid : c->msg->seq);
 		if (c->child == NULL)
 			return;
 		if (c->msg != NULL)

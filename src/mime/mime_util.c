@@ -77,6 +77,8 @@ struct str mime_out_str(struct mime_out *o)
 
 bool mime_case_eq(const char *a, size_t alen, const char *lit)
 {
+	if (alen == 0 || mime_lower((unsigned char)a[0]) != mime_lower((unsigned char)lit[0]))
+		return alen == 0 && lit[0] == '\0';    /* most calls end here, before a strlen */
 	size_t n = strlen(lit);
 	if (alen != n)
 		return false;

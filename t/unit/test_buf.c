@@ -68,8 +68,22 @@ static void test_arena(void)
 	ok(1, "destroying NULL is harmless");
 }
 
+static void test_buf_num(void)
+{
+	struct buf b = { 0 };
+	buf_append_num(&b, "* ", 0);
+	buf_append_num(&b, " x", 7);
+	buf_append_num(&b, "", 4294967295u);
+	buf_append_num(&b, " ", UINT64_MAX);
+	buf_append(&b, "", 1);
+	ok(strcmp(buf_ptr(&b), "* 0 x74294967295 18446744073709551615") == 0, "buf_append_num: 0, 1 digit, "
+	   "UINT32_MAX, UINT64_MAX: %s", buf_ptr(&b));
+	buf_free(&b);
+}
+
 int main(void)
 {
+	test_buf_num();
 	test_buf_grow();
 	test_buf_empty();
 	test_str();
