@@ -59,7 +59,8 @@ struct imap_skey {
 struct imap_search_msg {
 	size_t index;
 	uint32_t uid;
-	char *base, *file;
+	char *base, *file;      /* in the job's names arena; file malloc'd once owned */
+	bool file_owned;
 	uint64_t vsize;
 	uint64_t modseq;        /* the snapshot's (0: NOMODSEQ) */
 	bool recent;
@@ -73,6 +74,7 @@ struct imap_search_job {
 	struct imap_skey *key;
 	struct imap_search_msg *msgs;
 	size_t n;
+	struct arena *names;
 	uint32_t max_uid, count;
 	struct buf out;
 	struct mcache *cache;   /* the selected folder's, held while the job runs */
@@ -440,6 +442,10 @@ static int imap_search_read(struct imap_search_ctx *c, bool content)
 {
 	if (c->loaded || (!content && c->statted))
 		return 0;
+	if (!c->m->file_owned) {        /* mailbox_file_open may replace (free) it */
+		c->m->file = xstrdup(c->m->file);
+		c->m->file_owned = true;
+	}
 	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
 	if (fd < 0)
 		return -1;
@@ -779,10 +785,10 @@ static void imap_search_work(void *arg)
 
 static void imap_search_job_free(struct imap_search_job *j)
 {
-	for (size_t i = 0; i < j->n; i++) {
-		free(j->msgs[i].base);
-		free(j->msgs[i].file);
-	}
+	for (size_t i = 0; i < j->n; i++)
+		if (j->msgs[i].file_owned)
+			free(j->msgs[i].file);
+	arena_destroy(&j->names);
 	free(j->msgs);
 	free(j->root);
 	imap_skey_free(j->key);
@@ -869,9 +875,12 @@ static void imap_search_submit(struct imap_session *s, struct imap_search_job *j
 	j->count = (uint32_t)mb->count;
 	j->max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
 	j->msgs = xcalloc(mb->count ? mb->count : 1, sizeof(*j->msgs));
+	/* the names in one arena: a malloc each was a tenth of a warm SORT */
+	j->names = arena_new();
 	for (size_t i = 0; i < mb->count; i++)
 		j->msgs[i] = (struct imap_search_msg){ .index = i, .uid = mb->msgs[i].uid,
-			.base = xstrdup(mb->msgs[i].base), .file = xstrdup(mb->msgs[i].file),
+			.base = arena_strdup(j->names, mb->msgs[i].base),
+			.file = arena_strdup(j->names, mb->msgs[i].file),
 			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent,
 			.modseq = s->sel->modseq ? s->sel->modseq[i] : 0 };
 	conn_pause(s->conn);

@@ -265,6 +265,18 @@ void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h
 	imap_sort_ids(b, h, "References", false);
 }
 
+/* The date field: decimal seconds, maybe negative (strtoll was a twentieth
+ * of a warm SORT). */
+static int64_t imap_sort_int(struct str s)
+{
+	bool neg = s.len > 0 && s.p[0] == '-';
+	uint64_t v = 0;
+	for (size_t i = neg; i < s.len && s.p[i] >= '0' && s.p[i] <= '9' && v < UINT64_MAX / 100; i++)
+		v = v * 10 + (uint64_t)(s.p[i] - '0');
+	v = v > INT64_MAX ? INT64_MAX : v;
+	return neg ? -(int64_t)v : (int64_t)v;
+}
+
 void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m)
 {
 	struct str *f = m->f;
@@ -279,8 +291,7 @@ void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m)
 	}
 	while (k < IMAP_SF_COUNT)
 		f[k++] = (struct str){ "", 0 };
-	/* the blob's fields end in NUL (or the blob does: callers add one) */
-	m->date = strtoll(f[IMAP_SF_DATE].p, NULL, 10);
+	m->date = imap_sort_int(f[IMAP_SF_DATE]);
 }
 
 /* --- SORT --- */
@@ -373,8 +384,26 @@ static int imap_sort_cmp(const void *x, const void *y, void *arg)
 	return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
+static int imap_sort_cmp_ptr(const void *x, const void *y, void *arg)
+{
+	return imap_sort_cmp(*(const struct imap_sort_msg *const *)x, *(const struct imap_sort_msg *const *)y,
+			     arg);
+}
+
+/* Pointers are sorted, then the messages put in their order: qsort moving
+ * the big elements themselves was a tenth of a warm SORT. */
 void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key *keys, size_t nkeys)
 {
 	struct imap_sort_by by = { keys, nkeys };
-	qsort_r(m, n, sizeof(*m), imap_sort_cmp, &by);
+	if (n < 2)
+		return;
+	struct imap_sort_msg **v = xcalloc(n, sizeof(*v)), *tmp = xcalloc(n, sizeof(*tmp));
+	for (size_t i = 0; i < n; i++)
+		v[i] = &m[i];
+	qsort_r(v, n, sizeof(*v), imap_sort_cmp_ptr, &by);
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = *v[i];
+	memcpy(m, tmp, n * sizeof(*m));
+	free(tmp);
+	free(v);
 }
