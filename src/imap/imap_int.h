@@ -214,6 +214,11 @@ void imap_base_subject(struct buf *out, struct str subject, bool *reply);
 struct arena;
 struct mime_headers;
 void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h, time_t sent);
+/* How many leading fields of such a blob the criteria compare, and the
+ * length of a blob's first n fields (with their NULs): a SORT keeps just
+ * those. */
+size_t imap_sort_nfields(const struct imap_sort_key *keys, size_t nkeys);
+size_t imap_sort_prefix(const char *blob, size_t len, size_t n);
 /* Splits such a blob into m's fields (missing ones empty) and sets m->date. */
 void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m);
 /* The sort criteria list "(REVERSE DATE SUBJECT)": 0, or -1 if invalid. */

@@ -83,6 +83,7 @@ struct imap_search_job {
 	struct imap_sort_key sort[IMAP_SORT_KEYS_MAX];
 	size_t nsort;
 	bool stat_only;         /* ARRIVAL / SIZE: a file's mtime is enough */
+	size_t nfields;         /* of the sort keys kept per match (THREAD: all) */
 	struct imap_sort_msg *hits;
 	struct buf keys;        /* the hits' sort keys, each NUL-ended */
 	size_t nhits;
@@ -628,6 +629,7 @@ static void imap_search_hit(struct imap_search_ctx *c)
 	}
 	/* one buffer for every match's keys (a malloc each was a tenth of a
 	 * warm SORT); f[] are set once it stops growing (imap_search_keys) */
+	len = imap_sort_prefix(blob, len, j->nfields);  /* the fields the criteria use */
 	*h = (struct imap_sort_msg){ .seq = (uint32_t)(c->m->index + 1), .uid = c->m->uid,
 		.internal = internal, .size = c->m->vsize, .koff = j->keys.len, .klen = len };
 	buf_append(&j->keys, blob, len);
@@ -970,6 +972,7 @@ void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size
 	for (size_t i = 0; i < nkeys; i++)
 		if (keys[i].crit != IMAP_SORT_ARRIVAL && keys[i].crit != IMAP_SORT_SIZE)
 			j->stat_only = false;
+	j->nfields = imap_sort_nfields(keys, nkeys);
 	imap_search_submit(s, j);
 }
 
@@ -989,6 +992,7 @@ void imap_thread_cmd_run(struct imap_session *s, const struct imap_arg *args, si
 	j->uid_cmd = uid;
 	j->key = key;
 	j->mode = str_case_eq(args[0].s, "REFERENCES") ? IMAP_THREAD_REFS : IMAP_THREAD_SUBJ;
+	j->nfields = IMAP_SF_COUNT;
 	imap_search_submit(s, j);
 }
 

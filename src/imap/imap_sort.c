@@ -294,7 +294,46 @@ void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m)
 	m->date = imap_sort_int(f[IMAP_SF_DATE]);
 }
 
+size_t imap_sort_prefix(const char *blob, size_t len, size_t n)
+{
+	size_t off = 0;
+	for (size_t k = 0; k < n && off < len; k++) {
+		const char *z = memchr(blob + off, '\0', len - off);
+		off = z ? (size_t)(z - blob) + 1 : len;
+	}
+	return off;
+}
+
 /* --- SORT --- */
+
+/* The blob field each criterion compares (ARRIVAL, SIZE: none). */
+static int imap_sort_field_of(enum imap_sort_crit c)
+{
+	switch (c) {
+	case IMAP_SORT_DATE: return IMAP_SF_DATE;
+	case IMAP_SORT_SUBJECT: return IMAP_SF_SUBJECT;
+	case IMAP_SORT_FROM: return IMAP_SF_FROM;
+	case IMAP_SORT_DISPLAYFROM: return IMAP_SF_DFROM;
+	case IMAP_SORT_TO: return IMAP_SF_TO;
+	case IMAP_SORT_DISPLAYTO: return IMAP_SF_DTO;
+	case IMAP_SORT_CC: return IMAP_SF_CC;
+	case IMAP_SORT_ARRIVAL:
+	case IMAP_SORT_SIZE:
+		break;
+	}
+	return -1;
+}
+
+size_t imap_sort_nfields(const struct imap_sort_key *keys, size_t nkeys)
+{
+	size_t n = 1;           /* the date: always parsed (imap_sort_fields) */
+	for (size_t i = 0; i < nkeys; i++) {
+		int f = imap_sort_field_of(keys[i].crit);
+		if (f >= 0 && (size_t)f + 1 > n)
+			n = (size_t)f + 1;
+	}
+	return n;
+}
 
 static const struct {
 	const char *name;
