@@ -80,14 +80,14 @@ uint64_t util_now_ms(void)
 
 int util_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out_r)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, lim = max / 10, rem = max % 10;        /* no division per digit */
 	if (len == 0)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (max - d) / 10)
+		if (v > lim || (v == lim && d > rem))
 			return -1;
 		v = v * 10 + d;
 	}

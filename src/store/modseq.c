@@ -65,7 +65,8 @@ const struct modseq_msg *modseq_get(const struct modseq *ms, uint32_t uid)
 	return found && ms->msgs[i].live ? &ms->msgs[i] : NULL;
 }
 
-static void modseq_apply_msg(struct modseq *ms, uint32_t uid, uint64_t modseq, const char *key)
+/* key: at most MODSEQ_FLAGS_MAX + 1 bytes (modseq_key, modseq_flags_valid) */
+static void modseq_apply_msg(struct modseq *ms, uint32_t uid, uint64_t modseq, struct str key)
 {
 	bool found;
 	size_t i = modseq_find(ms, uid, &found);
@@ -84,7 +85,11 @@ static void modseq_apply_msg(struct modseq *ms, uint32_t uid, uint64_t modseq, c
 		ms->live++;
 	m->live = true;
 	m->modseq = modseq;
-	snprintf(m->flags, sizeof(m->flags), "%s", key);
+	/* a copy, not snprintf: this runs per line of a file re-read at every
+	 * QRESYNC resync (a third of a CHANGEDSINCE FETCH) */
+	size_t n = key.len < sizeof(m->flags) - 1 ? key.len : sizeof(m->flags) - 1;
+	memcpy(m->flags, key.p, n);
+	m->flags[n] = '\0';
 	if (modseq > ms->highest)
 		ms->highest = modseq;
 }
@@ -160,7 +165,7 @@ void modseq_key(const char *info, char out[MODSEQ_FLAGS_MAX + 2])
 
 void modseq_set(struct modseq *ms, uint32_t uid, uint64_t modseq, const char *key)
 {
-	modseq_apply_msg(ms, uid, modseq, key);
+	modseq_apply_msg(ms, uid, modseq, str_from_cstr(key));
 	buf_printf(&ms->pending, "M%u %llu %s\n", uid, (unsigned long long)modseq, key);
 	ms->lines++;
 }
@@ -340,9 +345,7 @@ static int modseq_parse_record(struct modseq *ms, struct str line)
 		if (line.len > 0 || modseq_number(first, 0, 1, UINT32_MAX, &uid) < 0 ||
 		    !modseq_flags_valid(flags))
 			return -1;
-		char key[MODSEQ_FLAGS_MAX + 2];
-		snprintf(key, sizeof(key), "%.*s", STR_FMT(flags));
-		modseq_apply_msg(ms, (uint32_t)uid, modseq, key);
+		modseq_apply_msg(ms, (uint32_t)uid, modseq, flags);
 		return 0;
 	}
 	if (kind != 'X' || line.len > 0)
