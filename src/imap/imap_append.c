@@ -251,12 +251,14 @@ static struct imap_append *imap_append_new(struct imap_session *s, const struct 
 	a->quota = s->quota;
 	a->used = -1;
 	a->next_arg = 1;
-	if (!imap_arg_astring(mbox_arg, &mbox))
+	struct buf tmp = { 0 };
+	if (!imap_arg_mailbox(s->rev2, mbox_arg, &mbox, &tmp))
 		imap_append_fail(a, "BAD", IMAP_APPEND_SYNTAX);
 	else if (imap_folder_name_check(mbox, &why) < 0)
 		imap_append_fail(a, "NO", "[CANNOT] %s.", why);
 	else
 		a->dest = imap_folder_is_inbox(mbox) ? xstrdup("INBOX") : xstrndup(mbox.p, mbox.len);
+	buf_free(&tmp);
 	return a;
 }
 

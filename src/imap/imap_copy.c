@@ -295,7 +295,7 @@ void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t n
 	const struct imap_arg *a[3];
 	struct str mbox;
 	size_t *idx, n;
-	const char *why;
+	char *dest;
 	if (imap_args_top(args, nargs, a, 3) != 2 || a[0]->type != IMAP_ARG_ATOM ||
 	    !imap_arg_astring(a[1], &mbox)) {
 		imap_bad(s, "Syntax: %s sequence-set mailbox", move ? "MOVE" : "COPY");
@@ -305,18 +305,18 @@ void imap_copy_run(struct imap_session *s, const struct imap_arg *args, size_t n
 		imap_tagged(s, "NO", "[READ-ONLY] The mailbox is read-only.");
 		return;
 	}
-	if (imap_folder_name_check(mbox, &why) < 0) {
-		imap_tagged(s, "NO", "[CANNOT] %s.", why);
+	if ((dest = imap_mbox_arg(s, a[1])) == NULL)
+		return;
+	if (imap_msgset(s, a[0], uid, &idx, &n) < 0) {
+		free(dest);
 		return;
 	}
-	if (imap_msgset(s, a[0], uid, &idx, &n) < 0)
-		return;
 	const struct mailbox *mb = s->sel->mb;
 	struct imap_copy_job *j = xcalloc(1, sizeof(*j));
 	j->conn_id = s->conn->id;
 	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
 	j->root = xstrdup(s->maildir);
-	j->dest = imap_folder_is_inbox(mbox) ? xstrdup("INBOX") : xstrndup(mbox.p, mbox.len);
+	j->dest = dest;
 	j->src = xstrdup(mb->root);
 	imap_keywords_copy(&j->src_kw, &s->sel->kw);
 	j->quota = s->quota;

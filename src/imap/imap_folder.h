@@ -26,6 +26,13 @@
  * (empty parts, "/", a leading "~" or ".", control bytes, too long,
  * invalid modified UTF-7 framing). INBOX in any case is valid. */
 int imap_folder_name_check(struct str name, const char **why_r);
+/* IMAP4rev2 (RFC 9051 5.1) names are UTF-8; they are stored (and spoken
+ * to IMAP4rev1 clients) in modified UTF-7 (imap_utf7.c). Appends in's
+ * conversion: 0, or -1 (not UTF-8 / not modified UTF-7; then the bytes
+ * are appended as they are by imap_mutf7_to_utf8, nothing by the other). */
+#define IMAP_UTF8_NAME_MAX 1024
+int imap_utf8_to_mutf7(struct buf *out, struct str in);
+int imap_mutf7_to_utf8(struct buf *out, struct str in);
 /* Whether name is INBOX (case-insensitive, RFC 3501 5.1). */
 bool imap_folder_is_inbox(struct str name);
 /* The directory of a mailbox: root for INBOX, root/.NAME otherwise.

@@ -103,6 +103,8 @@ struct imap_session {
 	struct imap_fetch_job *fetch_wait_job;
 	ev_prepare fetch_wait;
 	bool condstore, qresync;        /* RFC 7162 3.1, 3.2.3: enabled */
+	bool rev2;                      /* ENABLE IMAP4rev2 (RFC 9051): UTF-8 names,
+					 * no \Recent, ESEARCH for SEARCH */
 };
 
 /* One untagged or continuation line (printf-like; CRLF added). */
@@ -318,8 +320,18 @@ imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete, imap
 struct mailbox;
 int imap_status_items(const struct imap_arg *list, unsigned *items);
 void imap_status_append(struct buf *out, struct mailbox *mb, const char *name,
-			unsigned items);
+			unsigned items, bool utf8);
 
 imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
+
+/* imap_utf7.c: a mailbox name (or LIST pattern) argument in the stored
+ * form, converted from UTF-8 when utf8 (IMAP4rev2, RFC 9051 5.1; *name
+ * then points into tmp): false if not an astring or not UTF-8. And a
+ * stored name appended as the client wants it. */
+bool imap_arg_mailbox(bool utf8, const struct imap_arg *a, struct str *name, struct buf *tmp);
+/* imap_mbox.c: a mailbox argument checked and stored-form, INBOX in any
+ * case made "INBOX" (malloc'd); NULL after answering BAD / NO [CANNOT]. */
+char *imap_mbox_arg(struct imap_session *s, const struct imap_arg *a);
+void imap_append_mailbox(struct buf *out, const char *name, bool utf8);
 
 #endif

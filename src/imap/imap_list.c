@@ -52,6 +52,7 @@ struct imap_list_job {
 	unsigned opts;          /* enum imap_list_opt */
 	unsigned status;        /* LIST-STATUS items (imap_status_items) */
 	bool root_query;        /* the one pattern is "" given as a string */
+	bool utf8;              /* IMAP4rev2: names in UTF-8 (RFC 9051 5.1) */
 	struct buf out;         /* the whole response */
 };
 
@@ -257,7 +258,7 @@ static void imap_list_status(struct imap_list_job *j, const char *name)
 	char err[512];
 	char *path = imap_folder_path(j->root, str_from_cstr(name));
 	if (mailbox_open(path, 0, &mb, err, sizeof(err)) == 0) {
-		imap_status_append(&j->out, mb, name, j->status);
+		imap_status_append(&j->out, mb, name, j->status, j->utf8);
 		mailbox_free(&mb);
 	} else {
 		log_error(NULL, "event=mailbox_open_failed error=\"%s\"", err);
@@ -282,7 +283,7 @@ static void imap_list_node_out(struct imap_list_job *j, const struct imap_list_t
 	imap_list_attrs(&attrs, j, t, nd, children);
 	buf_printf(&j->out, "* LIST (%s) \".\" ", attrs.len ? buf_ptr(&attrs) + 1 : "");
 	buf_free(&attrs);
-	imap_append_astring(&j->out, str_from_cstr(nd->name));
+	imap_append_mailbox(&j->out, nd->name, j->utf8);
 	if (childinfo)
 		imap_list_childinfo(&j->out, j);
 	buf_append(&j->out, "\r\n", 2);
@@ -377,24 +378,42 @@ static int imap_list_return_opts(const struct imap_arg *kw, const struct imap_ar
 static int imap_list_pattern(struct imap_list_job *j, struct str ref, const struct imap_arg *a)
 {
 	struct str pat;
-	if (!imap_arg_astring(a, &pat) || ref.len + pat.len > IMAP_PATTERN_MAX ||
-	    memchr(pat.p, '\0', pat.len))
+	struct buf pt = { 0 };
+	if (!imap_arg_mailbox(j->utf8, a, &pat, &pt) || ref.len + pat.len > IMAP_PATTERN_MAX ||
+	    memchr(pat.p, '\0', pat.len)) {
+		buf_free(&pt);
 		return -1;
+	}
 	struct buf b = { 0 };
 	buf_printf(&b, "%.*s%.*s", STR_FMT(ref), STR_FMT(pat));
+	buf_free(&pt);
 	j->patterns = xreallocarray(j->patterns, j->npatterns + 1, sizeof(*j->patterns));
 	j->patterns[j->npatterns++] = xstrdup(buf_ptr(&b));
 	buf_free(&b);
 	return 0;
 }
 
+static int imap_list_patterns_of(struct imap_list_job *j, struct str ref, const struct imap_arg *pat,
+				 const char **why);
+
 /* The reference and one pattern or RFC 5258's "(pattern ...)": 0 or -1. */
 static int imap_list_patterns(struct imap_list_job *j, const struct imap_arg *ref_a,
 			      const struct imap_arg *pat, const char **why)
 {
 	struct str ref;
-	if (!imap_arg_astring(ref_a, &ref) || memchr(ref.p, '\0', ref.len))
+	struct buf rt = { 0 };
+	if (!imap_arg_mailbox(j->utf8, ref_a, &ref, &rt) || memchr(ref.p, '\0', ref.len)) {
+		buf_free(&rt);
 		return -1;
+	}
+	int rc = imap_list_patterns_of(j, ref, pat, why);
+	buf_free(&rt);
+	return rc;
+}
+
+static int imap_list_patterns_of(struct imap_list_job *j, struct str ref, const struct imap_arg *pat,
+				 const char **why)
+{
 	if (pat->type != IMAP_ARG_LIST) {
 		j->root_query = pat->s.len == 0;
 		return imap_list_pattern(j, ref, pat);
@@ -414,12 +433,13 @@ static int imap_list_patterns(struct imap_list_job *j, const struct imap_arg *re
 
 /* LIST [(select-opts)] reference pattern|(patterns) [RETURN (opts)]:
  * the job, or NULL with *why. */
-static struct imap_list_job *imap_list_parse(const struct imap_arg *args, size_t nargs,
+static struct imap_list_job *imap_list_parse(const struct imap_arg *args, size_t nargs, bool utf8,
 					     const char **why)
 {
 	const struct imap_arg *a[5];
 	size_t n = imap_args_top(args, nargs, a, 5), k = 0;
 	struct imap_list_job *j = xcalloc(1, sizeof(*j));
+	j->utf8 = utf8;
 	int rc = 0;
 	*why = "Syntax: LIST [(options)] reference mailbox-pattern [RETURN (options)]";
 	if (n > 0 && a[0]->type == IMAP_ARG_LIST) {
@@ -442,7 +462,7 @@ static struct imap_list_job *imap_list_parse(const struct imap_arg *args, size_t
 void imap_cmd_list(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
 	const char *why;
-	struct imap_list_job *j = imap_list_parse(args, nargs, &why);
+	struct imap_list_job *j = imap_list_parse(args, nargs, s->rev2, &why);
 	if (j == NULL) {
 		imap_bad(s, "%s.", why);
 		return;

@@ -48,6 +48,7 @@ struct imap_job {
 	char *pattern;          /* LSUB: reference + pattern */
 	char *uses;             /* CREATE: RFC 6154 uses ("\\Archive"), or NULL */
 	bool flag;              /* SUBSCRIBE / LSUB / EXAMINE */
+	bool rev2;              /* IMAP4rev2: names in UTF-8, no \Recent (RFC 9051) */
 	unsigned items;         /* STATUS */
 	imap_job_fn *work;
 	struct buf out;         /* the whole response */
@@ -129,6 +130,7 @@ static struct imap_job *imap_job_new(struct imap_session *s, imap_job_fn *work)
 	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
 	j->root = xstrdup(s->maildir);
 	j->work = work;
+	j->rev2 = s->rev2;
 	return j;
 }
 
@@ -140,21 +142,20 @@ static void imap_job_submit(struct imap_session *s, struct imap_job *j)
 
 /* A mailbox name argument: checked, INBOX in any case becomes "INBOX".
  * NULL after answering BAD/NO. */
-static char *imap_mbox_arg(struct imap_session *s, const struct imap_arg *a)
+char *imap_mbox_arg(struct imap_session *s, const struct imap_arg *a)
 {
 	struct str name;
+	struct buf tmp = { 0 };
 	const char *why;
-	if (!imap_arg_astring(a, &name)) {
+	char *r = NULL;
+	if (!imap_arg_mailbox(s->rev2, a, &name, &tmp))
 		imap_bad(s, "Invalid mailbox name argument.");
-		return NULL;
-	}
-	if (imap_folder_name_check(name, &why) < 0) {
+	else if (imap_folder_name_check(name, &why) < 0)
 		imap_tagged(s, "NO", "[CANNOT] %s.", why);
-		return NULL;
-	}
-	if (imap_folder_is_inbox(name))
-		return xstrdup("INBOX");
-	return xstrndup(name.p, name.len);
+	else
+		r = imap_folder_is_inbox(name) ? xstrdup("INBOX") : xstrndup(name.p, name.len);
+	buf_free(&tmp);
+	return r;
 }
 
 static bool imap_folder_exists(const char *root, const char *name)
@@ -190,7 +191,7 @@ static bool imap_list_matches(const char *pattern, const char *name)
 static void imap_list_line(struct imap_job *j, const char *cmd, const char *attrs, const char *name)
 {
 	buf_printf(&j->out, "* %s (%s) \".\" ", cmd, attrs);
-	imap_append_astring(&j->out, str_from_cstr(name));
+	imap_append_mailbox(&j->out, name, j->rev2);
 	buf_append(&j->out, "\r\n", 2);
 }
 
@@ -249,18 +250,21 @@ void imap_cmd_lsub(struct imap_session *s, const struct imap_arg *args, size_t n
 {
 	const struct imap_arg *a[3];
 	struct str ref, pat;
-	if (imap_args_top(args, nargs, a, 3) != 2 || !imap_arg_astring(a[0], &ref) ||
-	    !imap_arg_astring(a[1], &pat) || ref.len + pat.len > IMAP_PATTERN_MAX ||
+	struct buf rt = { 0 }, pt = { 0 };
+	if (imap_args_top(args, nargs, a, 3) != 2 || !imap_arg_mailbox(s->rev2, a[0], &ref, &rt) ||
+	    !imap_arg_mailbox(s->rev2, a[1], &pat, &pt) || ref.len + pat.len > IMAP_PATTERN_MAX ||
 	    memchr(ref.p, '\0', ref.len) || memchr(pat.p, '\0', pat.len)) {
 		imap_bad(s, "Syntax: LSUB reference mailbox-pattern");
-		return;
+	} else {
+		struct imap_job *j = imap_job_new(s, imap_lsub_work);
+		struct buf b = { 0 };
+		buf_printf(&b, "%.*s%.*s", STR_FMT(ref), STR_FMT(pat));
+		j->pattern = xstrdup(buf_ptr(&b));
+		buf_free(&b);
+		imap_job_submit(s, j);
 	}
-	struct imap_job *j = imap_job_new(s, imap_lsub_work);
-	struct buf b = { 0 };
-	buf_printf(&b, "%.*s%.*s", STR_FMT(ref), STR_FMT(pat));
-	j->pattern = xstrdup(buf_ptr(&b));
-	buf_free(&b);
-	imap_job_submit(s, j);
+	buf_free(&rt);
+	buf_free(&pt);
 }
 
 /* --- CREATE / DELETE / RENAME / SUBSCRIBE --- */
@@ -599,7 +603,7 @@ static void imap_status_put(struct buf *out, bool *first, const char *fmt, ...)
 }
 
 void imap_status_append(struct buf *out, struct mailbox *mb, const char *name,
-			unsigned items)
+			unsigned items, bool utf8)
 {
 	/* first: the modseq sync may find a message the scan missed */
 	uint64_t highest = items & ST_HIGHESTMODSEQ ? imap_cs_highest(mb) : 0;
@@ -607,7 +611,7 @@ void imap_status_append(struct buf *out, struct mailbox *mb, const char *name,
 	bool first = true;
 	imap_count(mb, &c);
 	buf_append_str(out, "* STATUS ");
-	imap_append_astring(out, str_from_cstr(name));
+	imap_append_mailbox(out, name, utf8);
 	buf_append_str(out, " (");
 	if (items & ST_MESSAGES)
 		imap_status_put(out, &first, "MESSAGES %zu", c.exists);
@@ -633,7 +637,7 @@ static void imap_status_work(struct imap_job *j)
 	struct mailbox *mb = imap_open_folder(j, 0);
 	if (mb == NULL)
 		return;
-	imap_status_append(&j->out, mb, j->name, j->items);
+	imap_status_append(&j->out, mb, j->name, j->items, j->rev2);
 	imap_job_tagged(j, "OK", "Status completed.");
 	mailbox_free(&mb);
 }
@@ -710,6 +714,9 @@ static void imap_select_work(struct imap_job *j)
 	struct imap_keywords kw;
 	if (imap_keywords_read(mb->root, &kw) < 0)
 		memset(&kw, 0, sizeof(kw));
+	if (j->rev2)    /* RFC 9051 (E.): no \Recent, no RECENT response */
+		for (size_t i = 0; i < mb->count; i++)
+			mb->msgs[i].recent = false;
 	struct imap_counts c;
 	imap_count(mb, &c);
 	/* RFC 3501 6.3.1: the required untagged responses; keywords are
@@ -723,9 +730,17 @@ static void imap_select_work(struct imap_job *j)
 		   ro ? "" : buf_ptr(&names), ro ? "" : " \\*",
 		   ro ? "Read-only mailbox." : "Flags permitted.");
 	buf_free(&names);
-	buf_printf(&j->out, "* %zu EXISTS\r\n* %zu RECENT\r\n", c.exists, c.recent);
-	if (c.first_unseen)
-		buf_printf(&j->out, "* OK [UNSEEN %zu] First unseen.\r\n", c.first_unseen);
+	if (j->rev2) {
+		/* RFC 9051 6.3.2: EXISTS, LIST with the mailbox's name; RECENT
+		 * and the UNSEEN code are gone */
+		buf_printf(&j->out, "* %zu EXISTS\r\n* LIST () \".\" ", c.exists);
+		imap_append_mailbox(&j->out, j->name, true);
+		buf_append(&j->out, "\r\n", 2);
+	} else {
+		buf_printf(&j->out, "* %zu EXISTS\r\n* %zu RECENT\r\n", c.exists, c.recent);
+		if (c.first_unseen)
+			buf_printf(&j->out, "* OK [UNSEEN %zu] First unseen.\r\n", c.first_unseen);
+	}
 	buf_printf(&j->out, "* OK [UIDVALIDITY %u] UIDs valid\r\n", mb->hdr.uidvalidity);
 	buf_printf(&j->out, "* OK [UIDNEXT %u] Predicted next UID\r\n", mb->hdr.next_uid);
 	imap_cs_select_reply(&j->out, mb, ms, j->cs, &kw);

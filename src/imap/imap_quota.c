@@ -31,6 +31,7 @@ struct imap_quota_job {
 	char *root;             /* the user's Maildir */
 	char *mailbox;          /* GETQUOTAROOT's (INBOX normalised); NULL: GETQUOTA */
 	int64_t quota;          /* bytes, > 0 (GETQUOTA) or 0 = none */
+	bool utf8;              /* IMAP4rev2: the name in UTF-8 */
 	struct buf out;         /* the whole response */
 };
 
@@ -58,7 +59,7 @@ static void imap_quota_work(void *arg)
 	}
 	if (j->mailbox != NULL) {
 		buf_append_str(&j->out, "* QUOTAROOT ");
-		imap_append_astring(&j->out, str_from_cstr(j->mailbox));
+		imap_append_mailbox(&j->out, j->mailbox, j->utf8);
 		buf_append_str(&j->out, j->quota > 0 ? " \"" IMAP_QUOTA_ROOT "\"\r\n" : "\r\n");
 	}
 	if (j->quota > 0)
@@ -90,6 +91,7 @@ static void imap_quota_submit(struct imap_session *s, char *mailbox)
 	j->root = xstrdup(s->maildir);
 	j->mailbox = mailbox;
 	j->quota = s->quota > 0 ? s->quota : 0;
+	j->utf8 = s->rev2;
 	conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_quota_work, imap_quota_done, j);
 }
@@ -98,17 +100,15 @@ static void imap_quota_submit(struct imap_session *s, char *mailbox)
 void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
 	struct str name;
+	struct buf tmp = { 0 };
 	const char *why;
-	if (nargs != 1 || !imap_arg_astring(&args[0], &name)) {
+	if (nargs != 1 || !imap_arg_mailbox(s->rev2, &args[0], &name, &tmp))
 		imap_bad(s, "Syntax: GETQUOTAROOT mailbox");
-		return;
-	}
-	if (imap_folder_name_check(name, &why) < 0) {
+	else if (imap_folder_name_check(name, &why) < 0)
 		imap_tagged(s, "NO", "[NONEXISTENT] %s.", why);
-		return;
-	}
-	imap_quota_submit(s, imap_folder_is_inbox(name) ? xstrdup("INBOX") :
-			  xstrndup(name.p, name.len));
+	else
+		imap_quota_submit(s, imap_folder_is_inbox(name) ? xstrdup("INBOX") : xstrndup(name.p, name.len));
+	buf_free(&tmp);
 }
 
 /* RFC 9208 4: GETQUOTA quota-root */

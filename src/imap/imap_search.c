@@ -942,7 +942,9 @@ void imap_search_run(struct imap_session *s, const struct imap_arg *args, size_t
 	struct imap_search_job *j = xcalloc(1, sizeof(*j));
 	j->uid_cmd = uid;
 	j->key = key;
-	j->ret = ret;
+	/* RFC 9051 6.4.4: an IMAP4rev2 SEARCH answers ESEARCH, RETURN (ALL)
+	 * when none is given */
+	j->ret = ret == 0 && s->rev2 ? IMAP_RET_ALL : ret;
 	j->modseq_key = modseq;
 	imap_search_submit(s, j);
 }

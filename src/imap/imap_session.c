@@ -100,7 +100,7 @@ size_t imap_args_top(const struct imap_arg *args, size_t nargs, const struct ima
  * (LOGINDISABLED when it is not: RFC 3501 6.2.3). */
 void imap_capabilities(const struct imap_session *s, struct buf *b)
 {
-	buf_append_str(b, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
+	buf_append_str(b, "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN "
 		       "SPECIAL-USE UIDPLUS MOVE IDLE MULTIAPPEND");
 	buf_append_str(b, " SORT SORT=DISPLAY THREAD=REFERENCES THREAD=ORDEREDSUBJECT BINARY");
 	buf_append_str(b, " CONDSTORE QRESYNC ESEARCH SEARCHRES");
@@ -236,10 +236,12 @@ static void imap_cmd_id(struct imap_session *s, const struct imap_arg *args, siz
 }
 
 /* RFC 5161 3.1: names the client wants; ENABLED lists those we have:
- * CONDSTORE, and QRESYNC, which enables CONDSTORE too (RFC 7162 3.2.3). */
+ * CONDSTORE, and QRESYNC, which enables CONDSTORE too (RFC 7162 3.2.3);
+ * IMAP4rev2 (RFC 9051 2.1: until it is enabled the server speaks
+ * IMAP4rev1). */
 static void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args, size_t nargs)
 {
-	bool condstore = false, qresync = false;
+	bool condstore = false, qresync = false, rev2 = false;
 	if (nargs == 0) {
 		imap_bad(s, "Syntax: ENABLE capability ...");
 		return;
@@ -251,10 +253,13 @@ static void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args,
 		}
 		condstore |= str_case_eq(args[i].s, "CONDSTORE");
 		qresync |= str_case_eq(args[i].s, "QRESYNC");
+		rev2 |= str_case_eq(args[i].s, "IMAP4rev2");
 	}
 	s->condstore |= condstore || qresync;
 	s->qresync |= qresync;
-	imap_reply(s, "* ENABLED%s%s", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
+	s->rev2 |= rev2;
+	imap_reply(s, "* ENABLED%s%s%s", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "",
+		   rev2 ? " IMAP4rev2" : "");
 	imap_tagged(s, "OK", "Enabled.");
 }
 

@@ -48,6 +48,7 @@ struct imap_sync_job {
 	struct imap_keywords kw;        /* re-read with the folder */
 	struct buf out;
 	bool condstore, qresync;        /* the session's (RFC 7162) */
+	bool rev2;                      /* IMAP4rev2: no \Recent (RFC 9051) */
 	uint64_t *modseq;               /* of fresh's messages; NULL: none */
 	uint64_t highest;
 };
@@ -98,6 +99,8 @@ static void imap_sync_diff(struct imap_sync_job *j)
 	const uint64_t *old_modseq = j->sel->modseq;
 	struct mailbox *fresh = j->fresh;
 	size_t k = 0, kept = 0;
+	for (size_t f = 0; j->rev2 && f < fresh->count; f++)
+		fresh->msgs[f].recent = false;  /* RFC 9051: no \Recent */
 	imap_sync_expunged(j, old, fresh);
 	for (size_t f = 0; f < fresh->count; f++) {
 		struct mailbox_msg *m = &fresh->msgs[f];
@@ -106,7 +109,7 @@ static void imap_sync_diff(struct imap_sync_job *j)
 		if (k == old->count || old->msgs[k].uid != m->uid)
 			continue;
 		kept++;
-		m->recent = old->msgs[k].recent;
+		m->recent = old->msgs[k].recent && !j->rev2;
 		bool flags = strcmp(imap_sync_info(m), imap_sync_info(&old->msgs[k])) != 0;
 		bool modseq = j->condstore && j->modseq != NULL && old_modseq != NULL &&
 			      j->modseq[f] != old_modseq[k];
@@ -117,7 +120,9 @@ static void imap_sync_diff(struct imap_sync_job *j)
 		size_t recent = 0;
 		for (size_t f = 0; f < fresh->count; f++)
 			recent += fresh->msgs[f].recent;
-		buf_printf(&j->out, "* %zu EXISTS\r\n* %zu RECENT\r\n", fresh->count, recent);
+		buf_printf(&j->out, "* %zu EXISTS\r\n", fresh->count);
+		if (!j->rev2)
+			buf_printf(&j->out, "* %zu RECENT\r\n", recent);
 	}
 }
 
@@ -220,6 +225,7 @@ static void imap_sync_start(struct imap_session *s, const char *tag, const char 
 	s->syncing = true;
 	j->condstore = s->condstore;
 	j->qresync = s->qresync;
+	j->rev2 = s->rev2;
 	if (tag)
 		conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_sync_work, imap_sync_done, j);

@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "tap.h"
 
+#include <string.h>
 #include <time.h>
 
 static void match(const char *pattern, const char *name, bool want)
@@ -21,8 +22,51 @@ static void name(const char *n, int want)
 	   want == 0 ? "valid" : "refused");
 }
 
+/* UTF-8 <-> modified UTF-7 (IMAP4rev2 names, RFC 9051 5.1 / 3501 5.1.3) */
+static void conv(const char *utf8, const char *mutf7)
+{
+	struct buf a = { 0 }, b = { 0 };
+	int rc1 = imap_utf8_to_mutf7(&a, str_from_cstr(utf8));
+	int rc2 = imap_mutf7_to_utf8(&b, str_from_cstr(mutf7));
+	buf_append(&a, "", 1);
+	buf_append(&b, "", 1);
+	ok(rc1 == 0 && strcmp(buf_ptr(&a), mutf7) == 0, "\"%s\" -> \"%s\" (%s)", utf8, mutf7, buf_ptr(&a));
+	ok(rc2 == 0 && strcmp(buf_ptr(&b), utf8) == 0, "\"%s\" -> \"%s\"", mutf7, buf_ptr(&b));
+	ok(imap_folder_name_check(str_from_cstr(mutf7), &(const char *){ NULL }) == 0 || strchr(utf8, '/') ||
+	   utf8[0] == '\0', "\"%s\" is a valid stored name", mutf7);
+	buf_free(&a);
+	buf_free(&b);
+}
+
+static void test_utf7(void)
+{
+	conv("Entw\xc3\xbcrfe", "Entw&APw-rfe");
+	conv("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "&ZeVnLIqe-");
+	conv("a&b", "a&-b");
+	conv("\xf0\x9f\x98\x80", "&2D3eAA-");           /* U+1F600: a surrogate pair */
+	conv("Mail.\xc3\xa9t\xc3\xa9 & more", "Mail.&AOk-t&AOk- &- more");
+	conv("plain", "plain");
+	const char *bad[] = { "\xc3", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "a\xff" "b" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct buf a = { 0 };
+		ok(imap_utf8_to_mutf7(&a, str_from_cstr(bad[i])) < 0, "invalid UTF-8 %zu refused", i);
+		buf_free(&a);
+	}
+	struct buf b = { 0 };
+	ok(imap_mutf7_to_utf8(&b, str_from_cstr("&APw")) < 0 && b.len == 4 && memcmp(buf_ptr(&b), "&APw", 4) == 0,
+	   "invalid modified UTF-7 is passed as it is");
+	buf_free(&b);
+	char big[IMAP_UTF8_NAME_MAX + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct buf c = { 0 };
+	ok(imap_utf8_to_mutf7(&c, str_from_cstr(big)) < 0, "a name over IMAP_UTF8_NAME_MAX bytes refused");
+	buf_free(&c);
+}
+
 int main(void)
 {
+	test_utf7();
 	/* modified UTF-7 decoded (RFC 3501 5.1.3, RFC 2152) */
 	name("Entw&APw-rfe", 0);
 	name("&ZeVnLIqe-", 0);
