@@ -423,25 +423,74 @@ static int imap_sort_cmp(const void *x, const void *y, void *arg)
 	return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-static int imap_sort_cmp_ptr(const void *x, const void *y, void *arg)
+/* A message with a 64-bit image of its first criterion: most comparisons
+ * end on it, without touching the message (the sort of 10,000 subjects
+ * was mostly memcmp and cache misses). */
+struct imap_sort_ent {
+	uint64_t k;
+	struct str s;           /* a string criterion's key: compared here */
+	uint32_t seq;
+	struct imap_sort_msg *m;
+};
+
+struct imap_sort_ctx {
+	struct imap_sort_by by;
+	bool reverse;           /* of the first criterion */
+};
+
+/* The first 8 bytes, big-endian, zero-padded: ordered as memcmp orders
+ * the strings (the keys hold no NUL), ties left to the full compare. */
+static uint64_t imap_sort_prefix8(struct str s)
 {
-	return imap_sort_cmp(*(const struct imap_sort_msg *const *)x, *(const struct imap_sort_msg *const *)y,
-			     arg);
+	uint64_t k = 0;
+	for (size_t i = 0; i < 8; i++)
+		k = (k << 8) | (i < s.len ? (unsigned char)s.p[i] : 0);
+	return k;
 }
 
-/* Pointers are sorted, then the messages put in their order: qsort moving
+static struct imap_sort_ent imap_sort_image(struct imap_sort_msg *m, enum imap_sort_crit c)
+{
+	struct imap_sort_ent e = { .seq = m->seq, .m = m };
+	int f = imap_sort_field_of(c);
+	if (f >= 0 && f != IMAP_SF_DATE) {
+		e.s = m->f[f];
+		e.k = imap_sort_prefix8(e.s);
+	} else if (c == IMAP_SORT_ARRIVAL || c == IMAP_SORT_DATE) {
+		e.k = (uint64_t)(c == IMAP_SORT_DATE ? m->date : m->internal) ^ (1ull << 63);  /* signed order */
+	} else {
+		e.k = m->size;
+	}
+	return e;
+}
+
+static int imap_sort_cmp_ent(const void *x, const void *y, void *arg)
+{
+	const struct imap_sort_ent *a = x, *b = y;
+	const struct imap_sort_ctx *ctx = arg;
+	int c = (a->k > b->k) - (a->k < b->k);
+	if (c == 0 && (a->s.len > 8 || b->s.len > 8))   /* equal images: the strings decide */
+		c = imap_str_cmp(a->s, b->s);
+	if (c != 0)
+		return ctx->reverse ? -c : c;
+	if (ctx->by.n == 1)     /* RFC 5256 3: ties by sequence number */
+		return (a->seq > b->seq) - (a->seq < b->seq);
+	return imap_sort_cmp(a->m, b->m, (void *)&ctx->by);
+}
+
+/* Entries are sorted, then the messages put in their order: qsort moving
  * the big elements themselves was a tenth of a warm SORT. */
 void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key *keys, size_t nkeys)
 {
-	struct imap_sort_by by = { keys, nkeys };
+	struct imap_sort_ctx ctx = { { keys, nkeys }, nkeys > 0 && keys[0].reverse };
 	if (n < 2)
 		return;
-	struct imap_sort_msg **v = xcalloc(n, sizeof(*v)), *tmp = xcalloc(n, sizeof(*tmp));
+	struct imap_sort_ent *v = xcalloc(n, sizeof(*v));
+	struct imap_sort_msg *tmp = xcalloc(n, sizeof(*tmp));
 	for (size_t i = 0; i < n; i++)
-		v[i] = &m[i];
-	qsort_r(v, n, sizeof(*v), imap_sort_cmp_ptr, &by);
+		v[i] = nkeys > 0 ? imap_sort_image(&m[i], keys[0].crit) : (struct imap_sort_ent){ .seq = m[i].seq, .m = &m[i] };
+	qsort_r(v, n, sizeof(*v), imap_sort_cmp_ent, &ctx);
 	for (size_t i = 0; i < n; i++)
-		tmp[i] = *v[i];
+		tmp[i] = *v[i].m;
 	memcpy(m, tmp, n * sizeof(*m));
 	free(tmp);
 	free(v);

@@ -120,8 +120,77 @@ static void test_thread_roots(void)
 	thread(m, 4, "((1)(3)(4))(2)", "roots re-sorted by date after the subject merge");
 }
 
+/* imap_sort_run's 8-byte images against a plain comparison: subjects of
+ * "A"/"B" only, 0 to 12 long, so images tie often and prefixes nest. */
+static const char *const *naive_subj;
+static const int *naive_date;
+static int naive_rev, naive_second;
+
+static int naive_cmp(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+	int c = strcmp(naive_subj[a], naive_subj[b]);
+	c = c < 0 ? -1 : c > 0;
+	if (naive_rev)
+		c = -c;
+	if (c == 0 && naive_second)
+		c = (naive_date[a] > naive_date[b]) - (naive_date[a] < naive_date[b]);
+	return c ? c : (a > b) - (a < b);
+}
+
+static void test_sort_images(void)
+{
+	enum { N = 2000 };
+	static char subj[N][16];
+	static const char *sp[N];
+	static int date[N], want[N];
+	unsigned r = 12345;
+	for (int i = 0; i < N; i++) {
+		r = r * 1103515245u + 12345u;
+		int len = (int)((r >> 16) % 13);
+		for (int k = 0; k < len; k++) {
+			r = r * 1103515245u + 12345u;
+			subj[i][k] = (r >> 16) & 1 ? 'B' : 'A';
+		}
+		subj[i][len] = '\0';
+		sp[i] = subj[i];
+		date[i] = (int)((r >> 8) % 50);
+	}
+	naive_subj = sp;
+	naive_date = date;
+	const struct { struct imap_sort_key k[2]; size_t n; int rev, second; const char *what; } runs[] = {
+		{ { { IMAP_SORT_SUBJECT, false } }, 1, 0, 0, "SUBJECT" },
+		{ { { IMAP_SORT_SUBJECT, true } }, 1, 1, 0, "REVERSE SUBJECT (ties ascending)" },
+		{ { { IMAP_SORT_SUBJECT, false }, { IMAP_SORT_DATE, false } }, 2, 0, 1, "SUBJECT DATE" },
+	};
+	for (size_t t = 0; t < ARRAY_SIZE(runs); t++) {
+		struct imap_sort_msg *m = calloc(N, sizeof(*m));
+		for (int i = 0; i < N; i++) {
+			char d[16];
+			snprintf(d, sizeof(d), "%d", date[i]);
+			const char *f[IMAP_SF_COUNT] = { d, subj[i], "0" };
+			m[i] = msg((uint32_t)i + 1, f);
+			want[i] = i;
+		}
+		naive_rev = runs[t].rev;
+		naive_second = runs[t].second;
+		qsort(want, N, sizeof(*want), naive_cmp);
+		imap_sort_run(m, N, runs[t].k, runs[t].n);
+		int bad = -1;
+		for (int i = 0; i < N && bad < 0; i++)
+			if (m[i].seq != (uint32_t)want[i] + 1)
+				bad = i;
+		ok(bad < 0, "%s of %d subjects sharing prefixes: as a plain sort (first difference %d)",
+		   runs[t].what, N, bad);
+		for (int i = 0; i < N; i++)
+			free((char *)m[i].f[0].p);
+		free(m);
+	}
+}
+
 int main(void)
 {
+	test_sort_images();
 	test_base_subjects();
 	test_thread_hostile();
 	test_thread_roots();
