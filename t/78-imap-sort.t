@@ -196,6 +196,17 @@ def main():
         tap.is_(c.fetch("1:*", "(ENVELOPE INTERNALDATE)"), want_env,
                 "ENVELOPE after date-only records: made from the files")
         tap.is_(nums(c, "SORT", "(DATE)", "UTF-8", "ALL"), [9, 1, 3, 2, 4, 5, 6, 7, 8, 10], "DATE after them")
+
+        tap.section("SORT (SUBJECT) first on an empty cache: key-only records, then the rest")
+        want_bs = c.fetch("1:*", "(BODYSTRUCTURE)")
+        c.close()
+        os.unlink(os.path.join(md, "moonpost.cache"))
+        c.select("INBOX")
+        tap.is_(nums(c, "SORT", "(SUBJECT)", "UTF-8", "ALL"), [9, 6, 7, 8, 1, 2, 3, 4, 5, 10],
+                "SUBJECT from the headers")
+        tap.is_(c.fetch("1:*", "(ENVELOPE INTERNALDATE)"), want_env, "ENVELOPE after key-only records")
+        tap.is_(c.fetch("1:*", "(BODYSTRUCTURE)"), want_bs, "BODYSTRUCTURE after them")
+        tap.is_(nums(c, "SEARCH", "SENTSINCE", "1-Dec-2026"), [1, 2, 3, 4, 5, 6, 7, 8, 10], "SENTSINCE after them")
         c.logout()
     finally:
         d.stop()

@@ -1,7 +1,8 @@
 /* imap_cache.c - what the folder cache (store/mcache.h) holds for IMAP:
  * ENVELOPE, BODY and BODYSTRUCTURE as they are sent, the internal date,
  * the sent date (SEARCH SENT*) and the SORT/THREAD keys (imap_sort.c). Built from one parse of the
- * message when a FETCH or SEARCH first needs it; afterwards a FETCH of
+ * message when a FETCH or SEARCH first needs it (SORT and THREAD make a
+ * record of the keys alone, from the header); afterwards a FETCH of
  * these items opens no message file at all (what lets a 10,000-message
  * folder list fast, as Dovecot's dovecot.index.cache does). Runs on pool
  * threads. */
@@ -63,6 +64,24 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 	imap_cache_field(&f->rec, MCACHE_ENVELOPE, &f->env);
 	imap_cache_field(&f->rec, MCACHE_BODY, &f->body);
 	imap_cache_field(&f->rec, MCACHE_BODYSTRUCTURE, &f->bs);
+	imap_cache_field(&f->rec, MCACHE_SORT, &f->sort);
+	arena_destroy(&a);
+}
+
+void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
+			  size_t len)
+{
+	struct arena *a = arena_new();
+	struct mime_headers h;
+	mime_headers_parse(a, data, 0, len, NULL, &h);
+	buf_clear(&f->sort);
+	time_t utc;
+	int64_t sent = imap_cache_sent(&h, internal, &utc);
+	imap_sort_fill(&f->sort, a, &h, utc);
+	memset(&f->rec, 0, sizeof(f->rec));
+	f->rec.uid = uid;
+	f->rec.internal = (int64_t)internal;
+	f->rec.sent = sent;
 	imap_cache_field(&f->rec, MCACHE_SORT, &f->sort);
 	arena_destroy(&a);
 }

@@ -180,6 +180,10 @@ struct imap_cache_fill {
 /* Parses a message and fills f (reused between messages). */
 void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
 		     size_t len);
+/* Only the sort keys and dates, from the header (SORT and THREAD: the
+ * rest of a record waits for a FETCH that needs it, as in Dovecot). */
+void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
+			  size_t len);
 void imap_cache_fill_free(struct imap_cache_fill *f);
 /* Has every field IMAP caches (a record of an older writer may not). */
 bool imap_cache_complete(const struct mcache_rec *r);

@@ -33,6 +33,7 @@
 
 #define IMAP_SEARCH_DEPTH 32
 #define IMAP_SEARCH_FILE_MAX ((size_t)64 << 20)
+#define IMAP_SEARCH_HEAD_STEP ((size_t)16 << 10)     /* a SORT key read */
 
 enum imap_skey_type {
 	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_NOFLAG, SK_RECENT, SK_NEW, SK_OLD,
@@ -468,6 +469,42 @@ static int imap_search_read(struct imap_search_ctx *c, bool content)
 	return rc;
 }
 
+/* Whether data holds a whole header block (an empty line). */
+static bool imap_search_head_done(const struct buf *data)
+{
+	const char *p = buf_ptr(data);
+	return data->len >= 2 && (memmem(p, data->len, "\n\n", 2) || memmem(p, data->len, "\n\r\n", 3));
+}
+
+/* The header of the file (at least: whole IMAP_SEARCH_HEAD_STEP reads
+ * until an empty line or the end) and its mtime: what SORT and THREAD
+ * keys need, without reading a large body. */
+static int imap_search_read_head(struct imap_search_ctx *c)
+{
+	if (c->loaded)
+		return 0;
+	if (!c->m->file_owned) {
+		c->m->file = xstrdup(c->m->file);
+		c->m->file_owned = true;
+	}
+	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	int rc = fstat(fd, &st) == 0 ? 0 : -1;
+	c->mtime = st.st_mtime;
+	c->statted = true;
+	buf_clear(&c->data);
+	while (rc == 0 && c->data.len < IMAP_SEARCH_FILE_MAX && !imap_search_head_done(&c->data)) {
+		ssize_t r = read(fd, buf_reserve(&c->data, IMAP_SEARCH_HEAD_STEP), IMAP_SEARCH_HEAD_STEP);
+		if (r <= 0)
+			break;
+		buf_commit(&c->data, (size_t)r);
+	}
+	close(fd);
+	return rc;
+}
+
 static int imap_search_load(struct imap_search_ctx *c, bool content)
 {
 	if (imap_search_read(c, content) < 0)
@@ -600,8 +637,9 @@ static bool imap_search_hit_date(struct imap_search_ctx *c, int64_t *internal)
 	return true;
 }
 
-/* A SORT/THREAD match: its keys from the folder cache, or from its file
- * (then the whole record is made and queued for the cache). */
+/* A SORT/THREAD match: its keys from the folder cache, or from its
+ * file's header (then a record of the keys and dates is queued for the
+ * cache; ENVELOPE and BODYSTRUCTURE wait for a FETCH that needs them). */
 static void imap_search_hit(struct imap_search_ctx *c)
 {
 	struct imap_search_job *j = c->j;
@@ -613,12 +651,12 @@ static void imap_search_hit(struct imap_search_ctx *c)
 		if (!imap_search_hit_date(c, &internal))
 			return;
 		blob = "";
-	} else if (c->cached && c->rec.field[MCACHE_SORT] != NULL) {
+	} else if (c->found && c->rec.field[MCACHE_SORT] != NULL) {
 		blob = c->rec.field[MCACHE_SORT];
 		len = c->rec.field_len[MCACHE_SORT];
 		internal = c->rec.internal;
-	} else if (imap_search_read(c, true) == 0 && c->loaded) {
-		imap_cache_fill(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
+	} else if (imap_search_read_head(c) == 0) {
+		imap_cache_fill_sort(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
 		if (j->cache != NULL)
 			mcache_put(j->cache, &j->fill.rec);
 		blob = buf_ptr(&j->fill.sort);
