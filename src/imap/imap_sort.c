@@ -485,13 +485,28 @@ void imap_sort_run(struct imap_sort_msg *m, size_t n, const struct imap_sort_key
 	if (n < 2)
 		return;
 	struct imap_sort_ent *v = xcalloc(n, sizeof(*v));
-	struct imap_sort_msg *tmp = xcalloc(n, sizeof(*tmp));
 	for (size_t i = 0; i < n; i++)
 		v[i] = nkeys > 0 ? imap_sort_image(&m[i], keys[0].crit) : (struct imap_sort_ent){ .seq = m[i].seq, .m = &m[i] };
 	qsort_r(v, n, sizeof(*v), imap_sort_cmp_ent, &ctx);
+	/* m[i] takes m[src[i]]: cycle by cycle, one spare element (a second
+	 * array of messages was megabytes to fault in for each SORT) */
+	size_t *src = xcalloc(n, sizeof(*src));
 	for (size_t i = 0; i < n; i++)
-		tmp[i] = *v[i].m;
-	memcpy(m, tmp, n * sizeof(*m));
-	free(tmp);
+		src[i] = (size_t)(v[i].m - m);
 	free(v);
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == i || src[i] == SIZE_MAX)
+			continue;
+		struct imap_sort_msg spare = m[i];
+		size_t j = i;
+		while (src[j] != i) {
+			size_t k = src[j];
+			m[j] = m[k];
+			src[j] = SIZE_MAX;
+			j = k;
+		}
+		m[j] = spare;
+		src[j] = SIZE_MAX;
+	}
+	free(src);
 }
