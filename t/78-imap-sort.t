@@ -207,6 +207,13 @@ def main():
         tap.is_(c.fetch("1:*", "(ENVELOPE INTERNALDATE)"), want_env, "ENVELOPE after key-only records")
         tap.is_(c.fetch("1:*", "(BODYSTRUCTURE)"), want_bs, "BODYSTRUCTURE after them")
         tap.is_(nums(c, "SEARCH", "SENTSINCE", "1-Dec-2026"), [1, 2, 3, 4, 5, 6, 7, 8, 10], "SENTSINCE after them")
+        cache = os.path.join(md, "moonpost.cache")
+        size = os.path.getsize(cache)
+        nums(c, "SORT", "(SUBJECT)", "UTF-8", "ALL")
+        c.fetch("1:*", "(ENVELOPE BODYSTRUCTURE)")
+        cmd(c, "THREAD", "REFERENCES", "UTF-8", "ALL")
+        tap.is_(os.path.getsize(cache), size,
+                "records merged: SORT, FETCH and THREAD again add nothing to the cache")
         c.logout()
     finally:
         d.stop()

@@ -41,8 +41,24 @@ static void imap_cache_field(struct mcache_rec *r, enum mcache_field id, const s
 	r->field_len[id] = (uint32_t)b->len;
 }
 
+/* The record's fixed part, and what old (the UID's previous record, or
+ * NULL) has that this fill does not make: records merge, so a SORT after
+ * a FETCH (or the other way round) does not undo the first one's work. */
+static void imap_cache_rec(struct imap_cache_fill *f, uint32_t uid, time_t internal, int64_t sent,
+			   const struct mcache_rec *old)
+{
+	memset(&f->rec, 0, sizeof(f->rec));
+	f->rec.uid = uid;
+	f->rec.internal = (int64_t)internal;
+	f->rec.sent = sent;
+	for (int id = 1; old != NULL && id <= MCACHE_FIELD_LAST; id++) {
+		f->rec.field[id] = old->field[id];
+		f->rec.field_len[id] = old->field_len[id];
+	}
+}
+
 void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
-		     size_t len)
+		     size_t len, const struct mcache_rec *old)
 {
 	struct arena *a = arena_new();
 	struct mime_message mm;
@@ -50,26 +66,20 @@ void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, c
 	buf_clear(&f->env);
 	buf_clear(&f->body);
 	buf_clear(&f->bs);
-	buf_clear(&f->sort);
 	time_t utc;
 	int64_t sent = imap_cache_sent(&mm.root->hdr, internal, &utc);
-	imap_sort_fill(&f->sort, a, &mm.root->hdr, utc);
 	imap_envelope(&f->env, a, &mm.root->hdr);
 	imap_bodystructure(&f->body, a, &mm, false);
 	imap_bodystructure(&f->bs, a, &mm, true);
-	memset(&f->rec, 0, sizeof(f->rec));
-	f->rec.uid = uid;
-	f->rec.internal = (int64_t)internal;
-	f->rec.sent = sent;
+	imap_cache_rec(f, uid, internal, sent, old);
 	imap_cache_field(&f->rec, MCACHE_ENVELOPE, &f->env);
 	imap_cache_field(&f->rec, MCACHE_BODY, &f->body);
 	imap_cache_field(&f->rec, MCACHE_BODYSTRUCTURE, &f->bs);
-	imap_cache_field(&f->rec, MCACHE_SORT, &f->sort);
 	arena_destroy(&a);
 }
 
 void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
-			  size_t len)
+			  size_t len, const struct mcache_rec *old)
 {
 	struct arena *a = arena_new();
 	struct mime_headers h;
@@ -78,10 +88,7 @@ void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t intern
 	time_t utc;
 	int64_t sent = imap_cache_sent(&h, internal, &utc);
 	imap_sort_fill(&f->sort, a, &h, utc);
-	memset(&f->rec, 0, sizeof(f->rec));
-	f->rec.uid = uid;
-	f->rec.internal = (int64_t)internal;
-	f->rec.sent = sent;
+	imap_cache_rec(f, uid, internal, sent, old);
 	imap_cache_field(&f->rec, MCACHE_SORT, &f->sort);
 	arena_destroy(&a);
 }
@@ -89,5 +96,10 @@ void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t intern
 bool imap_cache_complete(const struct mcache_rec *r)
 {
 	return r->field[MCACHE_ENVELOPE] != NULL && r->field[MCACHE_BODY] != NULL &&
-	       r->field[MCACHE_BODYSTRUCTURE] != NULL && r->field[MCACHE_SORT] != NULL;
+	       r->field[MCACHE_BODYSTRUCTURE] != NULL;
+}
+
+bool imap_cache_dated(const struct mcache_rec *r)
+{
+	return r->field[MCACHE_ENVELOPE] != NULL || r->field[MCACHE_SORT] != NULL;
 }

@@ -232,7 +232,8 @@ static void imap_fetch_sections(struct imap_fetch_job *j, const struct buf *data
 static int imap_fetch_load(struct imap_fetch_job *j, struct imap_fetch_msg *m, struct mcache_rec *rec)
 {
 	bool meta = j->f.attrs & IMAP_FETCH_META;
-	bool hit = meta && j->cache != NULL && mcache_get(j->cache, m->uid, rec) && imap_cache_complete(rec);
+	bool found = meta && j->cache != NULL && mcache_get(j->cache, m->uid, rec);
+	bool hit = found && imap_cache_complete(rec);
 	buf_clear(&j->data);
 	if ((!meta || hit) && j->f.nsecs == 0)
 		return 0;
@@ -240,7 +241,7 @@ static int imap_fetch_load(struct imap_fetch_job *j, struct imap_fetch_msg *m, s
 	if (imap_fetch_read(j->root, m, &j->data, meta && !hit ? &mtime : NULL) < 0)
 		return -1;
 	if (meta && !hit) {
-		imap_cache_fill(&j->fill, m->uid, mtime, buf_ptr(&j->data), j->data.len);
+		imap_cache_fill(&j->fill, m->uid, mtime, buf_ptr(&j->data), j->data.len, found ? rec : NULL);
 		*rec = j->fill.rec;
 		if (j->cache != NULL)
 			mcache_put(j->cache, rec);

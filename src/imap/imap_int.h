@@ -177,16 +177,22 @@ struct imap_cache_fill {
 	struct buf env, body, bs, sort;
 	struct mcache_rec rec;          /* points into the bufs */
 };
-/* Parses a message and fills f (reused between messages). */
+/* Parses a message and fills f (reused between messages) with what FETCH
+ * serves (ENVELOPE, BODY, BODYSTRUCTURE, dates); old: the UID's record
+ * found in the cache (its other fields are kept), or NULL. */
 void imap_cache_fill(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
-		     size_t len);
+		     size_t len, const struct mcache_rec *old);
 /* Only the sort keys and dates, from the header (SORT and THREAD: the
  * rest of a record waits for a FETCH that needs it, as in Dovecot). */
 void imap_cache_fill_sort(struct imap_cache_fill *f, uint32_t uid, time_t internal, const char *data,
-			  size_t len);
+			  size_t len, const struct mcache_rec *old);
 void imap_cache_fill_free(struct imap_cache_fill *f);
-/* Has every field IMAP caches (a record of an older writer may not). */
+/* Has what FETCH serves from the cache (a record of SORT, of a SORT by
+ * date alone, or of an older writer may not). */
 bool imap_cache_complete(const struct mcache_rec *r);
+/* Was made from a parse, so its sent date is the Date: header's (a record
+ * of a SORT by arrival has only the file's date). */
+bool imap_cache_dated(const struct mcache_rec *r);
 
 /* imap_sort.c / imap_thread.c: SORT (RFC 5256 3, 5957), THREAD (5256 4). */
 enum imap_sort_field {

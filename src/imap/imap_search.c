@@ -113,7 +113,7 @@ struct imap_search_ctx {
 	struct buf fhdr, fbody; /* folded text (imap_search_text.c) */
 	struct buf tmp;
 	bool found;             /* rec holds the folder cache's record */
-	bool cached;            /* ... and it has every field (imap_cache_complete) */
+	bool cached;            /* ... made from a parse: its dates hold (imap_cache_dated) */
 	struct mcache_rec rec;
 };
 
@@ -656,7 +656,8 @@ static void imap_search_hit(struct imap_search_ctx *c)
 		len = c->rec.field_len[MCACHE_SORT];
 		internal = c->rec.internal;
 	} else if (imap_search_read_head(c) == 0) {
-		imap_cache_fill_sort(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len);
+		imap_cache_fill_sort(&j->fill, c->m->uid, c->mtime, buf_ptr(&c->data), c->data.len,
+				     c->found ? &c->rec : NULL);
 		if (j->cache != NULL)
 			mcache_put(j->cache, &j->fill.rec);
 		blob = buf_ptr(&j->fill.sort);
@@ -806,7 +807,7 @@ static void imap_search_work(void *arg)
 		c.m = &j->msgs[i];
 		c.loaded = c.statted = c.texted = false;
 		c.found = j->cache != NULL && mcache_get(j->cache, c.m->uid, &c.rec);
-		c.cached = c.found && imap_cache_complete(&c.rec);
+		c.cached = c.found && imap_cache_dated(&c.rec);
 		if (imap_search_match(&c, j->key))
 			imap_search_matched(j, &c);
 		buf_clear(&c.data);
