@@ -10,7 +10,9 @@ import imaplib
 import os
 import re
 import subprocess
+import socket
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -214,6 +216,25 @@ def main():
         cmd(c, "THREAD", "REFERENCES", "UTF-8", "ALL")
         tap.is_(os.path.getsize(cache), size,
                 "records merged: SORT, FETCH and THREAD again add nothing to the cache")
+        c.logout()
+
+        tap.section("a client gone while its SORT/THREAD/SEARCH runs")
+        for i in range(30):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.recv(4096)
+            cmds = [b"a LOGIN a@example.org secret", b"b SELECT INBOX",
+                    [b"c SORT (SUBJECT) UTF-8 ALL", b"c THREAD REFERENCES UTF-8 ALL",
+                     b"c SEARCH TEXT hello"][i % 3]]
+            s.sendall(b"\r\n".join(cmds) + b"\r\n")
+            if i % 2:
+                time.sleep(0.01 * (i % 5))
+            s.close()
+        c = imaplib.IMAP4("127.0.0.1", port)
+        c.login("a@example.org", "secret")
+        c.select("INBOX")
+        tap.is_(nums(c, "SORT", "(ARRIVAL)", "UTF-8", "ALL"), [9, 10, 8, 7, 6, 5, 4, 3, 2, 1],
+                "30 clients gone mid-command: the daemon still answers")
+        tap.ok(d.running(), "no worker died")
         c.logout()
     finally:
         d.stop()

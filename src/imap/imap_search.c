@@ -60,7 +60,7 @@ struct imap_skey {
 struct imap_search_msg {
 	size_t index;
 	uint32_t uid;
-	char *base, *file;      /* in the job's names arena; file malloc'd once owned */
+	char *base, *file;      /* the held snapshot's; file malloc'd once owned */
 	bool file_owned;
 	uint64_t vsize;
 	uint64_t modseq;        /* the snapshot's (0: NOMODSEQ) */
@@ -75,7 +75,7 @@ struct imap_search_job {
 	struct imap_skey *key;
 	struct imap_search_msg *msgs;
 	size_t n;
-	struct arena *names;
+	struct imap_selected *sel;      /* the session's, held while the job runs */
 	uint32_t max_uid, count;
 	struct buf out;
 	struct mcache *cache;   /* the selected folder's, held while the job runs */
@@ -829,7 +829,7 @@ static void imap_search_job_free(struct imap_search_job *j)
 	for (size_t i = 0; i < j->n; i++)
 		if (j->msgs[i].file_owned)
 			free(j->msgs[i].file);
-	arena_destroy(&j->names);
+	imap_selected_free(&j->sel);    /* the session went away meanwhile */
 	free(j->msgs);
 	free(j->root);
 	imap_skey_free(j->key);
@@ -851,8 +851,10 @@ static void imap_search_done(void *arg)
 	struct conn *c = conn_find(j->conn_id);
 	if (c != NULL) {
 		struct imap_session *s = c->proto;
+		s->sel = j->sel;                /* back to the session, with the cache */
+		j->sel = NULL;
 		if (s->sel != NULL && s->sel->cache == NULL) {
-			s->sel->cache = j->cache;       /* back to the session */
+			s->sel->cache = j->cache;
 			j->cache = NULL;
 		}
 		if (s->sel != NULL && (j->ret & IMAP_RET_SAVE)) {
@@ -906,24 +908,27 @@ static struct imap_skey *imap_search_parse(struct imap_session *s, const struct 
 
 static void imap_search_submit(struct imap_session *s, struct imap_search_job *j)
 {
-	const struct mailbox *mb = s->sel->mb;
+	/* The job holds the selected snapshot until it completes (as a sync
+	 * does; the session is paused meanwhile), so the messages' names are
+	 * used where they are: copying 20,000 strings on the loop was a
+	 * sixth of a warm SORT. */
+	j->sel = s->sel;
+	s->sel = NULL;
+	const struct mailbox *mb = j->sel->mb;
 	j->conn_id = s->conn->id;
 	snprintf(j->tag, sizeof(j->tag), "%s", s->tag);
 	j->root = xstrdup(mb->root);
-	j->cache = s->sel->cache;       /* the job's until it completes */
-	s->sel->cache = NULL;
+	j->cache = j->sel->cache;       /* the job's until it completes */
+	j->sel->cache = NULL;
 	j->n = mb->count;
 	j->count = (uint32_t)mb->count;
 	j->max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
 	j->msgs = xcalloc(mb->count ? mb->count : 1, sizeof(*j->msgs));
-	/* the names in one arena: a malloc each was a tenth of a warm SORT */
-	j->names = arena_new();
 	for (size_t i = 0; i < mb->count; i++)
 		j->msgs[i] = (struct imap_search_msg){ .index = i, .uid = mb->msgs[i].uid,
-			.base = arena_strdup(j->names, mb->msgs[i].base),
-			.file = arena_strdup(j->names, mb->msgs[i].file),
+			.base = mb->msgs[i].base, .file = mb->msgs[i].file,
 			.vsize = mb->msgs[i].vsize, .recent = mb->msgs[i].recent,
-			.modseq = s->sel->modseq ? s->sel->modseq[i] : 0 };
+			.modseq = j->sel->modseq ? j->sel->modseq[i] : 0 };
 	conn_pause(s->conn);
 	pool_submit(s->srv->io_pool, imap_search_work, imap_search_done, j);
 }
