@@ -80,9 +80,21 @@ uint64_t util_now_ms(void)
 
 int util_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out_r)
 {
-	uint64_t v = 0, lim = max / 10, rem = max % 10;        /* no division per digit */
+	uint64_t v = 0;
 	if (len == 0)
 		return -1;
+	if (len <= 19) {        /* < 10^19 < 2^64: no overflow, no division */
+		for (size_t i = 0; i < len; i++) {
+			if (s[i] < '0' || s[i] > '9')
+				return -1;
+			v = v * 10 + (unsigned)(s[i] - '0');
+		}
+		if (v > max)
+			return -1;
+		*out_r = v;
+		return 0;
+	}
+	uint64_t lim = max / 10, rem = max % 10;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;

@@ -1,5 +1,6 @@
-/* test_util.c - util_parse_uint at and across its limits: the bound check
- * (no division per digit) must refuse exactly the values above max. */
+/* test_util.c - util_parse_uint at and across its limits, on both paths
+ * (up to 19 digits: no overflow possible; longer: checked per digit): it
+ * must refuse exactly the values above max. */
 #include "tap.h"
 #include "core/util.h"
 
@@ -19,6 +20,10 @@ int main(void)
 	parse("18446744073709551616", UINT64_MAX, -1, 0);
 	parse("99999999999999999999", UINT64_MAX, -1, 0);
 	parse("184467440737095516150", UINT64_MAX, -1, 0);
+	parse("9999999999999999999", UINT64_MAX, 0, 9999999999999999999ull);   /* 19 digits: fast path */
+	parse("9999999999999999999", INT64_MAX, -1, 0);
+	parse("9223372036854775807", INT64_MAX, 0, INT64_MAX);
+	parse("00000000000000000000001", 5, 0, 1);      /* 23 digits: the checked path */
 	parse("255", 255, 0, 255);
 	parse("256", 255, -1, 0);
 	parse("259", 255, -1, 0);
