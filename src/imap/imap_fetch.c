@@ -342,7 +342,7 @@ static void imap_fetch_mark_seen(struct imap_fetch_job *j)
 static void imap_fetch_vanished(struct imap_fetch_job *j)
 {
 	struct modseq *ms;
-	if (modseq_open(j->root, j->uidvalidity, false, &ms) < 0) {
+	if (modseq_open_gone(j->root, j->uidvalidity, &ms) < 0) {
 		log_warn(NULL, "event=modseq_failed folder=\"%s\" error=\"%s\"", j->root, strerror(errno));
 		return;
 	}

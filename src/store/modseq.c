@@ -340,6 +340,11 @@ static int modseq_parse_record(struct modseq *ms, struct str line)
 		return -1;
 	first.p++;
 	first.len--;
+	if (kind == 'M' && ms->gone_only) {    /* modseq_open_gone: the expunges alone */
+		if (modseq > ms->highest)
+			ms->highest = modseq;
+		return 0;
+	}
 	if (kind == 'M') {
 		struct str flags = modseq_token(&line);
 		if (line.len > 0 || modseq_number(first, 0, 1, UINT32_MAX, &uid) < 0 ||

@@ -92,6 +92,7 @@ struct modseq {
 	size_t lines;           /* record lines in the file + pending */
 	struct buf pending;     /* lines not written yet */
 	bool reset;             /* the file must be written afresh */
+	bool gone_only;         /* read by modseq_open_gone: no messages */
 	/* the open file (modseq_file.c); -1 when none */
 	int fd;
 	bool excl;
@@ -146,6 +147,11 @@ uint64_t modseq_now(void);
  * UIDVALIDITY or version, or a broken one, gives a fresh state with
  * ms->reset set. 0 with *ms_r, or -1 (errno). */
 int modseq_open(const char *root, uint32_t uidvalidity, bool excl, struct modseq **ms_r);
+/* The same, shared and read-only, keeping only what VANISHED needs (the
+ * expunged ranges, floor, HIGHESTMODSEQ): message lines are skipped, which
+ * makes a QRESYNC FETCH's read of a big folder's file a fraction. Never
+ * write through it. */
+int modseq_open_gone(const char *root, uint32_t uidvalidity, struct modseq **ms_r);
 /* Writes what is queued (appended, or the whole file renamed over the old
  * one when modseq_rewrite_due). Opened with excl only. 0 or -1. */
 int modseq_commit(struct modseq *ms);

@@ -74,10 +74,12 @@ static void modseq_read(struct modseq *ms)
 	free(data);
 }
 
-int modseq_open(const char *root, uint32_t uidvalidity, bool excl, struct modseq **ms_r)
+static int modseq_open_as(const char *root, uint32_t uidvalidity, bool excl, bool gone_only,
+			  struct modseq **ms_r)
 {
 	struct modseq *ms = xcalloc(1, sizeof(*ms));
 	modseq_init(ms, uidvalidity, modseq_now());
+	ms->gone_only = gone_only;
 	size_t n = strlen(root) + sizeof("/" MODSEQ_NAME);
 	ms->path = xmalloc(n);
 	snprintf(ms->path, n, "%s/" MODSEQ_NAME, root);
@@ -95,6 +97,16 @@ int modseq_open(const char *root, uint32_t uidvalidity, bool excl, struct modseq
 	modseq_read(ms);
 	*ms_r = ms;
 	return 0;
+}
+
+int modseq_open(const char *root, uint32_t uidvalidity, bool excl, struct modseq **ms_r)
+{
+	return modseq_open_as(root, uidvalidity, excl, false, ms_r);
+}
+
+int modseq_open_gone(const char *root, uint32_t uidvalidity, struct modseq **ms_r)
+{
+	return modseq_open_as(root, uidvalidity, false, true, ms_r);
 }
 
 static int modseq_write_all(int fd, const char *p, size_t n, off_t off)

@@ -327,6 +327,26 @@ static void on_disk(void)
 	ok(modseq_open(dir, 42, false, &ms) == 0 && ms->highest == h && ms->live == 3,
 	   "disk: the compacted file reads the same");
 	modseq_free(&ms);
+	/* modseq_open_gone: the same expunges, floor and HIGHESTMODSEQ, no
+	 * messages (what a QRESYNC VANISHED needs) */
+	ok(modseq_open(dir, 42, true, &ms) == 0, "disk: open for expunges");
+	uint32_t gone[] = { 2, 3 };
+	modseq_expunge(ms, gone, 2, modseq_new(ms, 0));
+	modseq_set(ms, 7, modseq_new(ms, 0), "S");
+	ok(modseq_commit(ms) == 0, "disk: expunge 2:3, then a message");
+	struct modseq_range *r1, *r2;
+	size_t n1, n2;
+	int rc1 = modseq_vanished(ms, 0, &r1, &n1);
+	uint64_t h1 = ms->highest;
+	modseq_free(&ms);
+	ok(modseq_open_gone(dir, 42, &ms) == 0 && ms->live == 0 && ms->count == 0, "disk: gone-only: no messages");
+	int rc2 = modseq_vanished(ms, 0, &r2, &n2);
+	ok(rc1 == rc2 && n1 == n2 && n1 == 1 && r1[0].lo == r2[0].lo && r1[0].hi == r2[0].hi && ms->highest == h1,
+	   "disk: gone-only: the same VANISHED (%zu range %u:%u) and HIGHESTMODSEQ", n2, n2 ? r2[0].lo : 0,
+	   n2 ? r2[0].hi : 0);
+	free(r1);
+	free(r2);
+	modseq_free(&ms);
 	ok(modseq_open(dir, 43, true, &ms) == 0 && ms->reset && ms->live == 0 && ms->highest > 1,
 	   "disk: another UIDVALIDITY starts afresh");
 	modseq_free(&ms);
