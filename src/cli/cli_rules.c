@@ -50,12 +50,13 @@ static char *cli_slurp(const char *path, size_t max, size_t *len_r)
 static int cli_rules_usage(void)
 {
 	fprintf(stderr, "usage: moonpost rules test FILE... [--from ADDR] [--rcpt ADDR] [--ip IP] [--helo NAME] [--json]\n"
-			"                         [--repeat N]   (N more timed scans per file: median/p90 us)\n");
+			"                         [--repeat N]   (N more timed scans per file: median/p90 us)\n"
+			"                         [--stats]      (then every rule's hits and time, as JSON)\n");
 	return CLI_USAGE;
 }
 
 static int cli_rules_opts(int argc, char **argv, struct script_report_opts *o, bool *json,
-			  char **files, size_t *nfiles)
+			  bool *stats, char **files, size_t *nfiles)
 {
 	for (int i = 0; i < argc; i++) {
 		const char **dst = strcmp(argv[i], "--from") == 0 ? &o->from :
@@ -68,6 +69,8 @@ static int cli_rules_opts(int argc, char **argv, struct script_report_opts *o, b
 			*dst = argv[i];
 		} else if (strcmp(argv[i], "--json") == 0) {
 			*json = true;
+		} else if (strcmp(argv[i], "--stats") == 0) {
+			*stats = true;
 		} else if (strcmp(argv[i], "--repeat") == 0) {
 			uint64_t n;
 			if (++i >= argc || util_parse_uint(argv[i], strlen(argv[i]), 1000000, &n) != 0)
@@ -85,10 +88,10 @@ static int cli_rules_opts(int argc, char **argv, struct script_report_opts *o, b
 static int cli_rules_test(struct cli *cli, int argc, char **argv)
 {
 	struct script_report_opts o = { 0 };
-	bool json = false;
+	bool json = false, stats = false;
 	char **files = xcalloc((size_t)argc + 1, sizeof(*files));
 	size_t nfiles = 0;
-	if (cli_rules_opts(argc, argv, &o, &json, files, &nfiles) != 0) {
+	if (cli_rules_opts(argc, argv, &o, &json, &stats, files, &nfiles) != 0) {
 		free(files);
 		return cli_rules_usage();
 	}
@@ -121,6 +124,10 @@ static int cli_rules_test(struct cli *cli, int argc, char **argv)
 		free(report);
 		free(raw);
 	}
+	/* where a rule author finds the slow rule: time summed over every
+	 * scan above (with --repeat, over all of them) */
+	if (stats)
+		printf("%s\n", script_set_stats_json(set));
 	script_set_unref(&set);
 	free(files);
 	return rc;
