@@ -444,6 +444,16 @@ static int imap_search_read(struct imap_search_ctx *c, bool content)
 {
 	if (c->loaded || (!content && c->statted))
 		return 0;
+	if (!content) {         /* a date alone: a stat by name, no open (SORT ARRIVAL) */
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", c->j->root, c->m->file);
+		if (stat(path, &st) == 0) {
+			c->mtime = st.st_mtime;
+			c->statted = true;
+			return 0;
+		}       /* renamed meanwhile: found again by its base name below */
+	}
 	if (!c->m->file_owned) {        /* mailbox_file_open may replace (free) it */
 		c->m->file = xstrdup(c->m->file);
 		c->m->file_owned = true;
