@@ -32,6 +32,7 @@
 #include "store/modseq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct imap_fetch_job {
 	uint64_t conn_id;
 	char tag[IMAP_TAG_MAX + 1];
 	char *root;             /* the folder */
+	int rootfd;             /* root opened O_PATH by the first batch; -1: not yet / none */
 	bool uid_cmd, set_seen;
 	struct imap_keywords kw;        /* a copy of the session's */
 	struct imap_fetch f;
@@ -87,6 +89,8 @@ static void imap_fetch_job_free(struct imap_fetch_job *j)
 {
 	if (j == NULL)
 		return;
+	if (j->rootfd >= 0)
+		close(j->rootfd);
 	for (size_t i = 0; i < j->n; i++) {
 		free(j->msgs[i].base);
 		free(j->msgs[i].file);
@@ -120,10 +124,14 @@ static void imap_fetch_date(struct buf *b, time_t t)
  * file can hold (its CRLF size, vsize, plus one) that comes back short has
  * met the end (regular files read short only there) - one syscall fewer
  * per message of a body FETCH. */
-static int imap_fetch_read(const char *root, struct imap_fetch_msg *m, struct buf *data,
+static int imap_fetch_read(struct imap_fetch_job *j, struct imap_fetch_msg *m, struct buf *data,
 			   time_t *mtime)
 {
-	int fd = mailbox_file_open(root, m->base, &m->file);
+	if (j->rootfd == -1)
+		j->rootfd = open(j->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (j->rootfd < 0)
+		j->rootfd = -2;         /* none: paths from root */
+	int fd = mailbox_file_openat(j->rootfd, j->root, m->base, &m->file);
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -238,7 +246,7 @@ static int imap_fetch_load(struct imap_fetch_job *j, struct imap_fetch_msg *m, s
 	if ((!meta || hit) && j->f.nsecs == 0)
 		return 0;
 	time_t mtime = 0;
-	if (imap_fetch_read(j->root, m, &j->data, meta && !hit ? &mtime : NULL) < 0)
+	if (imap_fetch_read(j, m, &j->data, meta && !hit ? &mtime : NULL) < 0)
 		return -1;
 	if (meta && !hit) {
 		imap_cache_fill(&j->fill, m->uid, mtime, buf_ptr(&j->data), j->data.len, found ? rec : NULL);
@@ -603,6 +611,7 @@ void imap_fetch_run(struct imap_session *s, const struct imap_arg *args, size_t 
 	size_t *idx, n;
 	bool changed;
 	struct imap_fetch_job *j = xcalloc(1, sizeof(*j));
+	j->rootfd = -1;
 	const char *why = imap_fetch_args(s, args, nargs, j, uid, &changed);
 	if (why != NULL) {
 		imap_fetch_job_free(j);

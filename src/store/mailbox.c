@@ -678,6 +678,18 @@ int mailbox_file_open(const char *root, const char *base, char **file_io)
 	return -1;
 }
 
+int mailbox_file_openat(int dirfd, const char *root, const char *base, char **file_io)
+{
+	if (dirfd >= 0) {
+		int fd = openat(dirfd, *file_io, O_RDONLY | O_CLOEXEC | O_NOATIME);
+		if (fd < 0 && errno == EPERM)
+			fd = openat(dirfd, *file_io, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+	}
+	return mailbox_file_open(root, base, file_io);  /* renamed: found again */
+}
+
 /* "cur/BASE:2,FLAGS" with flag added in ASCII order; 0, or 1 if present. */
 static int mailbox_flagged_name(const char *file, const char *base, char flag,
 				char *out, size_t size)

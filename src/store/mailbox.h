@@ -134,6 +134,9 @@ void mailbox_free(struct mailbox **mbp);
  * *file_io is replaced by the new name, malloc'd; the old one is freed). */
 /* An fd for reading, or -1 (errno; ENOENT = the message is gone). */
 int mailbox_file_open(const char *root, const char *base, char **file_io);
+/* The same through dirfd, an fd of root (O_PATH is enough; -1: none):
+ * no walk of root's path for every message of a big FETCH. */
+int mailbox_file_openat(int dirfd, const char *root, const char *base, char **file_io);
 /* Adds flag (e.g. 'S' for \Seen) to the file name (Maildir "info" kept
  * in ASCII order, as Dovecot does), moving it to cur/. 0 or -1. */
 int mailbox_file_flag(const char *root, const char *base, char **file_io, char flag);
