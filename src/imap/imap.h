@@ -306,8 +306,10 @@ int imap_section_binary(const struct imap_section *sec, const struct mime_messag
 			struct buf *out);
 /* Appends src with every bare LF made CRLF. */
 void imap_append_crlf(struct buf *out, const char *src, size_t len);
-/* The same as a literal: " LABEL {n}\r\n" and the converted bytes. */
-void imap_append_crlf_literal(struct buf *out, const char *label, const char *src, size_t len);
+/* The same as a literal: " LABEL {n}\r\n" and the converted bytes; hint:
+ * the size expected (0: unknown), which saves a move when right. */
+void imap_append_crlf_literal(struct buf *out, const char *label, const char *src, size_t len,
+			      size_t hint);
 /* Converts into dst (room for 2 * len); the converted length. */
 size_t imap_crlf_copy(char *dst, const char *src, size_t len);
 /* The size of src once every bare LF is CRLF. */

@@ -182,15 +182,16 @@ static void imap_fetch_literal(struct buf *items, const struct imap_section *sec
 }
 
 /* mm NULL: the whole message (BODY[], RFC822, BINARY[]) needs no parse;
- * without a partial it is converted straight into the response. false:
+ * without a partial it is converted straight into the response (vsize,
+ * RFC822.SIZE, the size it is expected to have). false:
  * a BINARY part in an unknown encoding (left out). */
 static bool imap_fetch_section(struct buf *items, const struct imap_section *sec,
-			       const struct mime_message *mm, const struct buf *data)
+			       const struct mime_message *mm, const struct buf *data, uint64_t vsize)
 {
 	struct buf r = { 0 };
 	bool ok = true;
 	if (mm == NULL && !sec->partial && !sec->binary) {
-		imap_append_crlf_literal(items, sec->label, buf_ptr(data), data->len);
+		imap_append_crlf_literal(items, sec->label, buf_ptr(data), data->len, (size_t)vsize);
 		return true;
 	}
 	if (mm == NULL)
@@ -212,21 +213,22 @@ static bool imap_fetch_whole(const struct imap_section *sec)
 }
 
 /* The body sections; whole-message ones need no parse. */
-static void imap_fetch_sections(struct imap_fetch_job *j, const struct buf *data, struct buf *items)
+static void imap_fetch_sections(struct imap_fetch_job *j, const struct buf *data, struct buf *items,
+				uint64_t vsize)
 {
 	bool parse = false;
 	for (size_t i = 0; i < j->f.nsecs && !parse; i++)
 		parse = !imap_fetch_whole(&j->f.secs[i]);
 	if (!parse) {
 		for (size_t i = 0; i < j->f.nsecs; i++)
-			imap_fetch_section(items, &j->f.secs[i], NULL, data);
+			imap_fetch_section(items, &j->f.secs[i], NULL, data, vsize);
 		return;
 	}
 	struct arena *a = arena_new();
 	struct mime_message mm;
 	mime_parse(a, buf_ptr(data), data->len, NULL, &mm);
 	for (size_t i = 0; i < j->f.nsecs; i++)
-		if (!imap_fetch_section(items, &j->f.secs[i], &mm, data))
+		if (!imap_fetch_section(items, &j->f.secs[i], &mm, data, vsize))
 			j->unknown_cte = true;
 	arena_destroy(&a);
 }
@@ -304,7 +306,7 @@ static void imap_fetch_one(struct imap_fetch_job *j, struct imap_fetch_msg *m)
 	if ((attrs & IMAP_FETCH_MODSEQ) || (j->condstore && m->renamed && m->modseq != 0))
 		buf_printf(items, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	if (j->f.nsecs)
-		imap_fetch_sections(j, &j->data, items);
+		imap_fetch_sections(j, &j->data, items, m->vsize);
 	if (j->out.len == open)
 		buf_append_str(&j->out, "(");
 	else

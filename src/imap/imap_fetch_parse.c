@@ -321,21 +321,29 @@ void imap_append_crlf(struct buf *out, const char *src, size_t len)
 	buf_commit(out, imap_crlf_copy(w, src, len));
 }
 
-void imap_append_crlf_literal(struct buf *out, const char *label, const char *src, size_t len)
+void imap_append_crlf_literal(struct buf *out, const char *label, const char *src, size_t len,
+			      size_t hint)
 {
 	if (len > IMAP_CRLF_SPARE_MAX) {
 		buf_printf(out, " %s {%zu}\r\n", label, imap_crlf_len(src, len));
 		imap_append_crlf(out, src, len);
 		return;
 	}
-	/* one pass: converted after room for the longest prefix, then moved
-	 * back behind the real one (a memmove is cheaper than a second memchr
-	 * walk over every line) */
-	size_t room = strlen(label) + 32;       /* > the prefix and its NUL */
-	char *w = buf_reserve(out, room + 2 * len);
-	size_t n = imap_crlf_copy(w + room, src, len);
-	size_t h = (size_t)snprintf(w, room, " %s {%zu}\r\n", label, n);
-	memmove(w + h, w + room, n);
+	/* one pass: the prefix written with the expected size (the Maildir
+	 * W= size, RFC822.SIZE), the bytes converted right after it; when the
+	 * size turns out different, the bytes move behind a corrected prefix
+	 * (a memmove the common case no longer pays) */
+	size_t room = strlen(label) + 32;       /* > any prefix and its NUL */
+	char *w = buf_reserve(out, 2 * room + 2 * len);
+	size_t h = hint ? (size_t)snprintf(w, room, " %s {%zu}\r\n", label, hint) : room;
+	size_t n = imap_crlf_copy(w + h, src, len);
+	if (hint == 0 || n != hint) {
+		char *pre = w + room + 2 * len;         /* spare room after any data */
+		size_t h2 = (size_t)snprintf(pre, room, " %s {%zu}\r\n", label, n);
+		memmove(w + h2, w + h, n);
+		memcpy(w, pre, h2);
+		h = h2;
+	}
 	buf_commit(out, h + n);
 }
 

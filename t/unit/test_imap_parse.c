@@ -426,21 +426,30 @@ static void crlf_literals(void)
 {
 	const char *in[] = { "", "a", "a\n", "\n\n", "a\r\nb\nc", "\r", "x\r\r\n\ny", "no newline" };
 	for (size_t i = 0; i < ARRAY_SIZE(in); i++) {
-		struct buf b = { 0 };
 		size_t len = strlen(in[i]), want = imap_crlf_len(in[i], len);
-		imap_append_crlf_literal(&b, "BODY[]", in[i], len);
-		char pre[64];
-		int h = snprintf(pre, sizeof(pre), " BODY[] {%zu}\r\n", want);
-		ok(b.len == (size_t)h + want && memcmp(buf_ptr(&b), pre, (size_t)h) == 0,
-		   "literal of case %zu: {%zu} and %zu bytes", i, want, b.len - (size_t)h);
-		buf_free(&b);
+		/* the size hint: none, right, too small, too big (a W= that lies) */
+		size_t hints[] = { 0, want, want ? want - 1 : 0, want + 1000 };
+		for (size_t k = 0; k < ARRAY_SIZE(hints); k++) {
+			struct buf b = { 0 };
+			imap_append_crlf_literal(&b, "BODY[]", in[i], len, hints[k]);
+			char pre[64];
+			int h = snprintf(pre, sizeof(pre), " BODY[] {%zu}\r\n", want);
+			struct buf c = { 0 };
+			imap_append_crlf(&c, in[i], len);
+			ok(b.len == (size_t)h + want && memcmp(buf_ptr(&b), pre, (size_t)h) == 0 &&
+			   c.len == want && memcmp(buf_ptr(&b) + h, buf_ptr(&c), want) == 0,
+			   "literal of case %zu, hint %zu: {%zu} and its %zu bytes", i, hints[k], want,
+			   b.len - (size_t)h);
+			buf_free(&b);
+			buf_free(&c);
+		}
 	}
 	size_t big = (size_t)600 << 10;
 	char *src = xmalloc(big);
 	for (size_t i = 0; i < big; i++)
 		src[i] = i % 50 == 49 ? '\n' : 'x';
 	struct buf b = { 0 };
-	imap_append_crlf_literal(&b, "RFC822", src, big);
+	imap_append_crlf_literal(&b, "RFC822", src, big, 0);
 	ok(b.len == strlen(" RFC822 {626688}\r\n") + big + big / 50 &&
 	   memcmp(buf_ptr(&b), " RFC822 {626688}\r\n", 18) == 0, "a 600 KB literal: counted first");
 	buf_free(&b);
