@@ -9,7 +9,7 @@ out=build/fuzz
 mkdir -p "$out"
 flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $(pkg-config --cflags luajit openssl)"
 libs="$(pkg-config --libs luajit openssl) -lev -lm"
-lib_src="src/core/buf.c src/core/util.c src/core/log.c src/core/arena.c src/core/linebuf.c src/core/conf_locate.c src/smtp/smtp_parse.c src/smtp/smtp_path.c src/smtp/smtp_data.c src/dir/dir_file_parse.c src/dir/dir_addr.c src/store/uidlist.c src/store/modseq.c src/pop3/pop3_parse.c src/imap/imap_parse.c src/imap/imap_fetch_parse.c src/imap/imap_bodystruct.c src/imap/imap_search_text.c src/mime/mime_util.c src/mime/mime_header.c src/mime/mime_2047.c src/mime/mime_charset.c src/mime/mime_addr.c src/mime/mime_ctype.c src/mime/mime_part.c src/mime/mime_decode.c src/mime/mime_html.c src/mime/mime_url.c src/mime/mime_date.c"
+lib_src="src/core/buf.c src/core/util.c src/core/log.c src/core/arena.c src/core/linebuf.c src/core/conf_locate.c src/smtp/smtp_parse.c src/smtp/smtp_path.c src/smtp/smtp_data.c src/dir/dir_file_parse.c src/dir/dir_addr.c src/store/uidlist.c src/store/modseq.c src/pop3/pop3_parse.c src/imap/imap_parse.c src/imap/imap_fetch_parse.c src/imap/imap_bodystruct.c src/imap/imap_search_text.c src/imap/imap_utf7.c src/mime/mime_util.c src/mime/mime_header.c src/mime/mime_2047.c src/mime/mime_charset.c src/mime/mime_addr.c src/mime/mime_ctype.c src/mime/mime_part.c src/mime/mime_decode.c src/mime/mime_html.c src/mime/mime_url.c src/mime/mime_date.c"
 # fuzz_rules runs the whole Lua layer: it links every library module.
 all_src="$(ls src/core/*.c src/login/*.c src/smtp/*.c src/dir/*.c src/store/*.c src/mime/*.c src/lua/*.c)"
 all_flags="-DMP_SRCDIR=\"$PWD\" -DMP_DATADIR=\"/usr/local/share/moonpost\" $(pkg-config --cflags libmariadb libpcre2-8)"
