@@ -107,10 +107,15 @@ static int mailbox_uidlist_read(const char *root, struct mailbox_uidlist *u)
 }
 
 /* qsort, which must not see a NULL array even for 0 elements. */
+/* Input that is in order already (a uidlist written in UID order by
+ * Dovecot or us, whose names grow with time) costs one pass, not a sort. */
 static void mailbox_sort(struct mailbox_msg *v, size_t n,
 			 int (*cmp)(const void *, const void *))
 {
-	if (n > 1)
+	size_t i = 1;
+	while (i < n && cmp(&v[i - 1], &v[i]) <= 0)
+		i++;
+	if (i < n)
 		qsort(v, n, sizeof(*v), cmp);
 }
 
@@ -421,11 +426,22 @@ static struct mailbox_msg *mailbox_find(struct mailbox_msg *sorted, size_t n, co
  * every scanned file; returns how many files have no record. */
 static size_t mailbox_match(struct mailbox_scan *s, struct mailbox_uidlist *u)
 {
-	size_t unknown = 0;
+	size_t unknown = 0, j = 0;
 	mailbox_sort(u->recs, u->count, mailbox_cmp_base);
 	for (size_t i = 0; i < s->count; i++) {
 		struct mailbox_msg *m = &s->v[i];
-		struct mailbox_msg *r = mailbox_find(u->recs, u->count, m->base);
+		struct mailbox_msg *r;
+		/* the scan is in base order too (mailbox_scan): one merge walk,
+		 * not a binary search per file (a tenth of a SELECT of 10,000);
+		 * a scan out of order falls back to the search */
+		if (i > 0 && strcmp(s->v[i - 1].base, m->base) > 0) {
+			r = mailbox_find(u->recs, u->count, m->base);
+		} else {
+			int c = 1;
+			while (j < u->count && (c = strcmp(u->recs[j].base, m->base)) < 0)
+				j++;
+			r = j < u->count && c == 0 ? &u->recs[j] : NULL;
+		}
 		if (r == NULL) {
 			m->uid = 0;
 			unknown++;
