@@ -438,6 +438,23 @@ static bool imap_search_has(const struct buf *hay, const char *needle)
 	return needle[0] == '\0' || memmem(buf_ptr(hay), hay->len, needle, strlen(needle)) != NULL;
 }
 
+/* The message's file open, its stat in *st (*rc: 0, or -1 if fstat
+ * failed) and its mtime noted: the fd, or -1 when it is gone. */
+static int imap_search_open(struct imap_search_ctx *c, struct stat *st, int *rc)
+{
+	if (!c->m->file_owned) {        /* mailbox_file_open may replace (free) it */
+		c->m->file = xstrdup(c->m->file);
+		c->m->file_owned = true;
+	}
+	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
+	if (fd < 0)
+		return -1;
+	*rc = fstat(fd, st) == 0 ? 0 : -1;
+	c->mtime = *rc == 0 ? st->st_mtime : 0;
+	c->statted = true;
+	return fd;
+}
+
 /* The file's bytes (content) or just its mtime; imap_search_load adds
  * the parsed header. */
 static int imap_search_read(struct imap_search_ctx *c, bool content)
@@ -454,17 +471,10 @@ static int imap_search_read(struct imap_search_ctx *c, bool content)
 			return 0;
 		}       /* renamed meanwhile: found again by its base name below */
 	}
-	if (!c->m->file_owned) {        /* mailbox_file_open may replace (free) it */
-		c->m->file = xstrdup(c->m->file);
-		c->m->file_owned = true;
-	}
-	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
+	struct stat st;
+	int rc, fd = imap_search_open(c, &st, &rc);
 	if (fd < 0)
 		return -1;
-	struct stat st;
-	int rc = fstat(fd, &st) == 0 ? 0 : -1;
-	c->mtime = st.st_mtime;
-	c->statted = true;
 	if (rc == 0 && content && (size_t)st.st_size < IMAP_SEARCH_FILE_MAX) {
 		for (size_t left = (size_t)st.st_size; left > 0;) {
 			ssize_t r = read(fd, buf_reserve(&c->data, left), left);
@@ -493,17 +503,10 @@ static int imap_search_read_head(struct imap_search_ctx *c)
 {
 	if (c->loaded)
 		return 0;
-	if (!c->m->file_owned) {
-		c->m->file = xstrdup(c->m->file);
-		c->m->file_owned = true;
-	}
-	int fd = mailbox_file_open(c->j->root, c->m->base, &c->m->file);
+	struct stat st;
+	int rc, fd = imap_search_open(c, &st, &rc);
 	if (fd < 0)
 		return -1;
-	struct stat st;
-	int rc = fstat(fd, &st) == 0 ? 0 : -1;
-	c->mtime = st.st_mtime;
-	c->statted = true;
 	buf_clear(&c->data);
 	while (rc == 0 && c->data.len < IMAP_SEARCH_FILE_MAX && !imap_search_head_done(&c->data)) {
 		ssize_t r = read(fd, buf_reserve(&c->data, IMAP_SEARCH_HEAD_STEP), IMAP_SEARCH_HEAD_STEP);
