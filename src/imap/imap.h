@@ -233,6 +233,9 @@ bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n, uint32_t st
 /* Appends s as an IMAP string: quoted when it is safe, a literal otherwise
  * (CR, LF, NUL, 8-bit or very long). */
 void imap_append_string(struct buf *b, struct str s);
+/* Always quoted, '"' and '\\' escaped; s must hold no CR, LF or NUL (in
+ * IMAP4rev2 it may hold UTF-8: RFC 9051 QUOTED-CHAR). */
+void imap_append_quoted(struct buf *b, struct str s);
 /* Appends an astring for a mailbox name or similar (atom when possible). */
 void imap_append_astring(struct buf *b, struct str s);
 

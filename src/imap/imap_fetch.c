@@ -118,7 +118,6 @@ static void imap_fetch_date(struct buf *b, time_t t)
 		   mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* Reads the whole file; 0, or -1 (errno ENOENT: the message is gone). */
 /* Reads the whole file; 0, or -1 (errno ENOENT: the message is gone).
  * mtime NULL: not needed, and no fstat either: a read of more than the
  * file can hold (its CRLF size, vsize, plus one) that comes back short has

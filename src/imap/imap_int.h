@@ -230,6 +230,8 @@ void imap_sort_fill(struct buf *b, struct arena *a, const struct mime_headers *h
  * length of a blob's first n fields (with their NULs): a SORT keeps just
  * those. */
 size_t imap_sort_nfields(const struct imap_sort_key *keys, size_t nkeys);
+/* Whether the criteria compare no header key (ARRIVAL, SIZE only). */
+bool imap_sort_dates_only(const struct imap_sort_key *keys, size_t nkeys);
 size_t imap_sort_prefix(const char *blob, size_t len, size_t n);
 /* Splits such a blob into m's fields (missing ones empty) and sets m->date. */
 void imap_sort_fields(const char *blob, size_t len, struct imap_sort_msg *m);
@@ -339,9 +341,9 @@ imap_cmd_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
  * then points into tmp): false if not an astring or not UTF-8. And a
  * stored name appended as the client wants it. */
 bool imap_arg_mailbox(bool utf8, const struct imap_arg *a, struct str *name, struct buf *tmp);
+void imap_append_mailbox(struct buf *out, const char *name, bool utf8);
 /* imap_mbox.c: a mailbox argument checked and stored-form, INBOX in any
  * case made "INBOX" (malloc'd); NULL after answering BAD / NO [CANNOT]. */
 char *imap_mbox_arg(struct imap_session *s, const struct imap_arg *a);
-void imap_append_mailbox(struct buf *out, const char *name, bool utf8);
 
 #endif

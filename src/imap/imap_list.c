@@ -393,24 +393,7 @@ static int imap_list_pattern(struct imap_list_job *j, struct str ref, const stru
 	return 0;
 }
 
-static int imap_list_patterns_of(struct imap_list_job *j, struct str ref, const struct imap_arg *pat,
-				 const char **why);
-
-/* The reference and one pattern or RFC 5258's "(pattern ...)": 0 or -1. */
-static int imap_list_patterns(struct imap_list_job *j, const struct imap_arg *ref_a,
-			      const struct imap_arg *pat, const char **why)
-{
-	struct str ref;
-	struct buf rt = { 0 };
-	if (!imap_arg_mailbox(j->utf8, ref_a, &ref, &rt) || memchr(ref.p, '\0', ref.len)) {
-		buf_free(&rt);
-		return -1;
-	}
-	int rc = imap_list_patterns_of(j, ref, pat, why);
-	buf_free(&rt);
-	return rc;
-}
-
+/* One pattern or RFC 5258's "(pattern ...)", each after ref: 0 or -1. */
 static int imap_list_patterns_of(struct imap_list_job *j, struct str ref, const struct imap_arg *pat,
 				 const char **why)
 {
@@ -429,6 +412,21 @@ static int imap_list_patterns_of(struct imap_list_job *j, struct str ref, const 
 		if (imap_list_pattern(j, ref, a) < 0)
 			return -1;
 	return 0;
+}
+
+/* The reference and one pattern or RFC 5258's "(pattern ...)": 0 or -1. */
+static int imap_list_patterns(struct imap_list_job *j, const struct imap_arg *ref_a,
+			      const struct imap_arg *pat, const char **why)
+{
+	struct str ref;
+	struct buf rt = { 0 };
+	if (!imap_arg_mailbox(j->utf8, ref_a, &ref, &rt) || memchr(ref.p, '\0', ref.len)) {
+		buf_free(&rt);
+		return -1;
+	}
+	int rc = imap_list_patterns_of(j, ref, pat, why);
+	buf_free(&rt);
+	return rc;
 }
 
 /* LIST [(select-opts)] reference pattern|(patterns) [RETURN (opts)]:

@@ -696,6 +696,11 @@ void imap_append_string(struct buf *b, struct str s)
 		buf_append(b, s.p, s.len);
 		return;
 	}
+	imap_append_quoted(b, s);
+}
+
+void imap_append_quoted(struct buf *b, struct str s)
+{
 	/* one reservation for the worst case (every byte escaped): a
 	 * buf_append per byte was a tenth of filling a cold SORT's cache */
 	char *w = buf_reserve(b, 2 * s.len + 2), *w0 = w;

@@ -1027,10 +1027,7 @@ void imap_sort_cmd_run(struct imap_session *s, const struct imap_arg *args, size
 	j->mode = IMAP_SORT;
 	memcpy(j->sort, keys, nkeys * sizeof(*keys));
 	j->nsort = nkeys;
-	j->stat_only = true;
-	for (size_t i = 0; i < nkeys; i++)
-		if (keys[i].crit != IMAP_SORT_ARRIVAL && keys[i].crit != IMAP_SORT_SIZE)
-			j->stat_only = false;
+	j->stat_only = imap_sort_dates_only(keys, nkeys);
 	j->nfields = imap_sort_nfields(keys, nkeys);
 	imap_search_submit(s, j);
 }

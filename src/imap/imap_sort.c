@@ -324,6 +324,14 @@ static int imap_sort_field_of(enum imap_sort_crit c)
 	return -1;
 }
 
+bool imap_sort_dates_only(const struct imap_sort_key *keys, size_t nkeys)
+{
+	for (size_t i = 0; i < nkeys; i++)
+		if (imap_sort_field_of(keys[i].crit) >= 0)
+			return false;
+	return true;
+}
+
 size_t imap_sort_nfields(const struct imap_sort_key *keys, size_t nkeys)
 {
 	size_t n = 1;           /* the date: always parsed (imap_sort_fields) */
@@ -384,9 +392,8 @@ static int imap_sort_cmp1(const struct imap_sort_msg *a, const struct imap_sort_
 	switch (c) {
 	case IMAP_SORT_ARRIVAL:
 		return (a->internal > b->internal) - (a->internal < b->internal);
-	case IMAP_SORT_DATE: {
+	case IMAP_SORT_DATE:
 		return (a->date > b->date) - (a->date < b->date);
-	}
 	case IMAP_SORT_SIZE:
 		return (a->size > b->size) - (a->size < b->size);
 	case IMAP_SORT_SUBJECT:

@@ -109,7 +109,7 @@ static void imap_sync_diff(struct imap_sync_job *j)
 		if (k == old->count || old->msgs[k].uid != m->uid)
 			continue;
 		kept++;
-		m->recent = old->msgs[k].recent && !j->rev2;
+		m->recent = old->msgs[k].recent;
 		bool flags = strcmp(imap_sync_info(m), imap_sync_info(&old->msgs[k])) != 0;
 		bool modseq = j->condstore && j->modseq != NULL && old_modseq != NULL &&
 			      j->modseq[f] != old_modseq[k];

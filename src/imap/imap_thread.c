@@ -114,10 +114,17 @@ static bool tnode_link(struct tnode *p, struct tnode *c)
 	return true;
 }
 
+/* The ids a message's parent chain comes from: References, else
+ * In-Reply-To (space-separated). */
+static struct str thread_refs(const struct imap_sort_msg *m)
+{
+	return m->f[IMAP_SF_REFS].len ? m->f[IMAP_SF_REFS] : m->f[IMAP_SF_INREPLYTO];
+}
+
 /* Step 1: a message and its references. */
 static void thread_add(struct tctx *t, struct imap_sort_msg *m)
 {
-	struct str refs = m->f[IMAP_SF_REFS].len ? m->f[IMAP_SF_REFS] : m->f[IMAP_SF_INREPLYTO];
+	struct str refs = thread_refs(m);
 	struct tnode *prev = NULL;
 	for (size_t i = 0; i < refs.len;) {
 		size_t e = i;
@@ -450,7 +457,7 @@ void imap_thread_run(struct imap_sort_msg *m, size_t n, bool references, bool ui
 	 * arrays ten times too big, and zeroing them dominated a warm THREAD */
 	size_t refs = 0;
 	for (size_t i = 0; i < n; i++)
-		refs += thread_ids(m[i].f[IMAP_SF_REFS].len ? m[i].f[IMAP_SF_REFS] : m[i].f[IMAP_SF_INREPLYTO]);
+		refs += thread_ids(thread_refs(&m[i]));
 	t.cap = 2 * n + refs + 16;
 	t.nodes = xcalloc(t.cap, sizeof(*t.nodes));
 	for (t.hsize = 64; t.hsize < t.cap; t.hsize *= 2)

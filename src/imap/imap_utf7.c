@@ -198,14 +198,7 @@ void imap_append_mailbox(struct buf *out, const char *name, bool utf8)
 	} else {
 		/* RFC 9051 9: a quoted string may hold UTF-8 (QUOTED-CHAR);
 		 * stored names have no CR, LF or NUL (imap_folder_name_check) */
-		buf_append(out, "\"", 1);
-		for (size_t i = 0; i < u.len; i++) {
-			char c = buf_ptr(&u)[i];
-			if (c == '"' || c == '\\')
-				buf_append(out, "\\", 1);
-			buf_append(out, &c, 1);
-		}
-		buf_append(out, "\"", 1);
+		imap_append_quoted(out, (struct str){ buf_ptr(&u), u.len });
 	}
 	buf_free(&u);
 }

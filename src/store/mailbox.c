@@ -106,9 +106,9 @@ static int mailbox_uidlist_read(const char *root, struct mailbox_uidlist *u)
 	return rc;
 }
 
-/* qsort, which must not see a NULL array even for 0 elements. */
-/* Input that is in order already (a uidlist written in UID order by
- * Dovecot or us, whose names grow with time) costs one pass, not a sort. */
+/* qsort, which must not see a NULL array even for 0 elements; input in
+ * order already (a uidlist written in UID order by Dovecot or us, whose
+ * names grow with time) costs one pass, not a sort. */
 static void mailbox_sort(struct mailbox_msg *v, size_t n,
 			 int (*cmp)(const void *, const void *))
 {
@@ -675,16 +675,22 @@ static int mailbox_locate(const char *root, const char *base, char **file_io)
 	return -1;
 }
 
+/* O_NOATIME: reading a message should not dirty its inode (a journal
+ * write per first read); only the owner may ask, others open without. */
+static int mailbox_open_read(int dirfd, const char *path)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
 int mailbox_file_open(const char *root, const char *base, char **file_io)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", root, *file_io);
-		/* O_NOATIME: reading a message should not dirty its inode (a
-		 * journal write per first read); only the owner may ask */
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
-		if (fd < 0 && errno == EPERM)
-			fd = open(path, O_RDONLY | O_CLOEXEC);
+		int fd = mailbox_open_read(AT_FDCWD, path);
 		if (fd >= 0 || errno != ENOENT)
 			return fd;
 		if (mailbox_locate(root, base, file_io) < 0)
@@ -697,9 +703,7 @@ int mailbox_file_open(const char *root, const char *base, char **file_io)
 int mailbox_file_openat(int dirfd, const char *root, const char *base, char **file_io)
 {
 	if (dirfd >= 0) {
-		int fd = openat(dirfd, *file_io, O_RDONLY | O_CLOEXEC | O_NOATIME);
-		if (fd < 0 && errno == EPERM)
-			fd = openat(dirfd, *file_io, O_RDONLY | O_CLOEXEC);
+		int fd = mailbox_open_read(dirfd, *file_io);
 		if (fd >= 0 || errno != ENOENT)
 			return fd;
 	}
